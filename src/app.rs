@@ -1,0 +1,118 @@
+//! Application state, the router, and serving. Shared by `latchkey serve` and the tests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::middleware;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::http::ratelimit::Limiter;
+use crate::http::{self, CookieNames};
+use crate::store::{Store, now};
+use crate::{ops, web};
+
+/// Everything a handler may need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub cookies: Arc<CookieNames>,
+    pub login_limiter: Limiter,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(config: Config, store: Store) -> AppState {
+        let login_limiter = Limiter::per_minute(config.login_rate_per_minute, config.rate_limits);
+        AppState {
+            cookies: Arc::new(CookieNames::new(config.https())),
+            config: Arc::new(config),
+            store,
+            login_limiter,
+            metrics: http::metrics::handle(),
+        }
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> Router {
+    // Browser pages: CSRF cookie, translated error pages, never cached.
+    let pages = web::router()
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            http::error::render_error_pages,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            http::csrf::ensure_cookie,
+        ));
+    let pages = http::headers::no_store(pages);
+
+    let router = Router::new()
+        .merge(pages)
+        .merge(ops::router())
+        .with_state(state.clone());
+    let router = http::headers::apply(router, state.config.https());
+    router
+        .layer(middleware::from_fn(http::metrics::track))
+        .layer(DefaultBodyLimit::max(1024 * 1024))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            axum::response::IntoResponse::into_response(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let id = req
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Work that keeps the database and limiters tidy: expired sessions, stale limiter keys.
+fn spawn_housekeeping(state: &AppState) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.store.purge_expired_sessions(now()).await {
+                tracing::warn!(error = %e, "purging expired sessions failed");
+            }
+            state.login_limiter.purge();
+        }
+    });
+}
+
+/// Serve on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    spawn_housekeeping(&state);
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,11 @@
+//! latchkey: a self-hosted OAuth 2.1 / OpenID Connect provider with an OAuth Apps platform.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod i18n;
+pub mod ops;
+pub mod store;
+pub mod web;

@@ -1,0 +1,203 @@
+//! Storage over sqlx's `Any` driver: one SQL text (with `$N` placeholders, BIGINT times and 0/1
+//! flags) runs on the embedded SQLite default and on PostgreSQL. Each use case is one method.
+
+mod audit;
+mod sessions;
+pub mod setup;
+mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor, SqlSafeStr};
+
+pub use audit::{AuditEvent, AuditKind};
+pub use sessions::Session;
+pub use users::{CreateUserError, NewUser};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The database. Cheap to clone: it is a pool handle.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// The migrations for each backend, embedded in the binary. Both trees hold the same tables.
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)];
+
+/// The file behind a `sqlite:` URL, if it names one.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.starts_with(":memory:")).then_some(path)
+}
+
+impl Store {
+    /// Connect to `url`, creating the SQLite file's directory if needed.
+    pub async fn connect(url: &str) -> anyhow::Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        if let Some(path) = sqlite_path(url)
+            && let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let options = AnyConnectOptions::from_str(url).context("parsing the database URL")?;
+        let pool_options = match backend {
+            // WAL lets readers run beside the one writer; synchronous=NORMAL keeps every
+            // committed transaction through a crash of the process (not of the OS).
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute("PRAGMA busy_timeout = 5000").await?;
+                            Ok(())
+                        })
+                    })
+            }
+            Backend::Postgres => AnyPoolOptions::new().max_connections(16),
+        };
+        let pool = pool_options
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .context("connecting to the database")?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Apply every migration not yet applied. Idempotent; safe to run from several nodes.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let list = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        let migrations = list
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect();
+        Migrator::with_migrations(migrations)
+            .run(&self.pool)
+            .await
+            .context("applying database migrations")?;
+        Ok(())
+    }
+
+    /// A cheap round trip, for `/readyz`.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Begin a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`),
+    /// so two writers queue on the busy timeout instead of failing when one upgrades its lock.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// 0/1 integer flag, as every backend stores booleans.
+pub(crate) fn flag(b: bool) -> i64 {
+    i64::from(b)
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Whether `err` is a unique-constraint violation on the named constraint (or, on SQLite,
+/// which does not name constraints, on the given column).
+pub(crate) fn is_unique_violation(err: &sqlx::Error, constraint: &str, column: &str) -> bool {
+    match err {
+        sqlx::Error::Database(db) if db.kind() == sqlx::error::ErrorKind::UniqueViolation => {
+            db.constraint() == Some(constraint) || db.message().contains(column)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://data/latchkey.db?mode=rwc"),
+            Some("data/latchkey.db")
+        );
+        assert_eq!(sqlite_path("sqlite:///tmp/x.db"), Some("/tmp/x.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("postgres://x"), None);
+    }
+
+    #[test]
+    fn both_migration_trees_define_the_same_tables_and_columns() {
+        fn shape(sql: &str) -> Vec<String> {
+            sql.lines()
+                .map(|l| l.split("--").next().unwrap_or("").trim())
+                .filter(|l| !l.is_empty())
+                .map(|l| l.split_whitespace().next().unwrap_or("").to_owned())
+                .collect()
+        }
+        for (s, p) in SQLITE_MIGRATIONS.iter().zip(POSTGRES_MIGRATIONS) {
+            assert_eq!(s.0, p.0);
+            assert_eq!(shape(s.2), shape(p.2), "migration {} differs in shape", s.0);
+        }
+        assert_eq!(SQLITE_MIGRATIONS.len(), POSTGRES_MIGRATIONS.len());
+    }
+}

@@ -1,0 +1,99 @@
+//! Server-rendered pages: home, accounts, settings, the stylesheet and the language switcher.
+
+mod auth;
+mod settings;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::domain::user::FieldError;
+use crate::http::{Ctx, PageError, safe_return_to};
+use crate::i18n::Lang;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/static/style.css", get(stylesheet))
+        .route("/lang/{code}", get(switch_language))
+        .merge(auth::router())
+        .merge(settings::router())
+        .fallback(not_found)
+}
+
+/// Render a page with status 200.
+pub(crate) fn render(page: impl Template) -> Result<Response, PageError> {
+    Ok(Html(page.render()?).into_response())
+}
+
+/// The translated message for the first error on `field`, if any.
+pub(crate) fn field_error(ctx: &Ctx, errors: &[FieldError], field: &str) -> Option<String> {
+    errors
+        .iter()
+        .find(|e| e.field == field)
+        .map(|e| ctx.t(e.message))
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    ctx: Ctx,
+    welcome: String,
+}
+
+async fn home(ctx: Ctx) -> Result<Response, PageError> {
+    let welcome = ctx
+        .user
+        .as_ref()
+        .map(|u| {
+            let name = if u.name.is_empty() { &u.email } else { &u.name };
+            ctx.t_args("home-welcome", &[("name", name)])
+        })
+        .unwrap_or_default();
+    render(HomePage { ctx, welcome })
+}
+
+async fn not_found() -> PageError {
+    PageError::NotFound
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/style.css"),
+    )
+}
+
+#[derive(Deserialize)]
+struct ReturnTo {
+    return_to: Option<String>,
+}
+
+/// The visible language switcher: remember the choice in a cookie and go back.
+/// A plain link (no form): choosing a language changes nothing but how pages read.
+async fn switch_language(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    Query(q): Query<ReturnTo>,
+    jar: CookieJar,
+) -> Result<(CookieJar, Redirect), PageError> {
+    let lang = Lang::from_code(&code).ok_or(PageError::NotFound)?;
+    let cookie = state.cookies.build(
+        state.cookies.lang,
+        lang.code().to_owned(),
+        Some(365 * 24 * 3600),
+    );
+    Ok((
+        jar.add(cookie),
+        Redirect::to(&safe_return_to(q.return_to.as_deref())),
+    ))
+}
