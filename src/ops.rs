@@ -8,12 +8,20 @@ use axum::routing::get;
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::http::error::json_error;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .method_not_allowed_fallback(|| async {
+            json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "use GET",
+            )
+        })
 }
 
 /// The process is up.

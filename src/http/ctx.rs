@@ -35,6 +35,8 @@ pub struct Ctx {
     pub path: String,
     pub ip: String,
     pub user_agent: String,
+    /// Whether the sign-up link is offered.
+    pub registration_open: bool,
 }
 
 impl Ctx {
@@ -137,6 +139,7 @@ impl FromRequestParts<AppState> for Ctx {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("")
                 .to_owned(),
+            registration_open: state.config.registration_open,
         })
     }
 }

@@ -12,6 +12,15 @@ use super::ctx::{request_lang, urlencode};
 use crate::app::AppState;
 use crate::i18n::Lang;
 
+/// A JSON error for API routes: `{"error", "error_description"}` (RFC 6749 §5.2 style).
+pub fn json_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        axum::Json(serde_json::json!({ "error": error, "error_description": description })),
+    )
+        .into_response()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
     #[error("sign-in required")]

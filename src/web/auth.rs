@@ -34,7 +34,6 @@ struct LoginPage {
     email: String,
     return_to: String,
     error: Option<String>,
-    registration_open: bool,
 }
 
 #[derive(Deserialize)]
@@ -42,11 +41,7 @@ struct ReturnTo {
     return_to: Option<String>,
 }
 
-async fn login_page(
-    State(state): State<AppState>,
-    ctx: Ctx,
-    Query(q): Query<ReturnTo>,
-) -> Result<Response, PageError> {
+async fn login_page(ctx: Ctx, Query(q): Query<ReturnTo>) -> Result<Response, PageError> {
     let return_to = safe_return_to(q.return_to.as_deref());
     if ctx.user.is_some() {
         return Ok(Redirect::to(&return_to).into_response());
@@ -56,7 +51,6 @@ async fn login_page(
         email: String::new(),
         return_to,
         error: None,
-        registration_open: state.config.registration_open,
     })
 }
 
@@ -133,7 +127,6 @@ async fn login(
                 email: form.email.trim().to_owned(),
                 return_to,
                 error,
-                registration_open: state.config.registration_open,
             };
             Ok((StatusCode::UNAUTHORIZED, render(page)?).into_response())
         }

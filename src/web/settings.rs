@@ -128,21 +128,16 @@ async fn settings_page(ctx: Ctx, Query(q): Query<Saved>) -> Result<Response, Pag
     render(page)
 }
 
+/// Every field is required: a request missing one is malformed (400) rather than a request to
+/// blank the field, so a broken client cannot wipe a profile.
 #[derive(Deserialize)]
 struct ProfileForm {
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     given_name: String,
-    #[serde(default)]
     family_name: String,
-    #[serde(default)]
     display_name: String,
-    #[serde(default)]
     slack_id: String,
-    #[serde(default)]
     github_username: String,
-    #[serde(default)]
     timezone: String,
 }
 
@@ -205,9 +200,7 @@ async fn save_profile(
 
 #[derive(Deserialize)]
 struct PasswordForm {
-    #[serde(default)]
     current_password: String,
-    #[serde(default)]
     new_password: String,
 }
 

@@ -1,0 +1,13 @@
+//! Black-box tests: the real app on a random loopback port with a fresh database, driven over
+//! HTTP. Each test runs on SQLite, and on PostgreSQL when `LATCHKEY_TEST_POSTGRES_URL` is set.
+
+mod helpers;
+
+mod accounts;
+mod cli;
+mod malformed;
+mod ops;
+mod pages;
+mod settings;
+mod setup;
+mod store;

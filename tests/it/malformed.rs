@@ -1,0 +1,161 @@
+//! A table of malformed requests to every route: each must answer 4xx, never 5xx, and never
+//! leak internals.
+
+use reqwest::Method;
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+/// (method, path, content type, body)
+fn cases(csrf: &str) -> Vec<(Method, String, &'static str, Vec<u8>)> {
+    let form = "application/x-www-form-urlencoded";
+    let with_csrf = |rest: &str| format!("csrf={csrf}&{rest}").into_bytes();
+    let mut cases = vec![
+        (Method::GET, "/lang/%FF%FE".to_owned(), "", vec![]),
+        (Method::GET, "/lang/".to_owned(), "", vec![]),
+        (
+            Method::GET,
+            "/login?return_to=%00%01".to_owned(),
+            "",
+            vec![],
+        ),
+        (
+            Method::GET,
+            "/login?return_to=%2F%2Fevil.example".to_owned(),
+            "",
+            vec![],
+        ),
+        (Method::GET, "/setup?token=%FF".to_owned(), "", vec![]),
+        (
+            Method::GET,
+            "/setup?token=lk_setup_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA000000".to_owned(),
+            "",
+            vec![],
+        ),
+        (Method::GET, "/settings?saved=%ZZ".to_owned(), "", vec![]),
+        (Method::GET, "/static/../Cargo.toml".to_owned(), "", vec![]),
+        (Method::PUT, "/login".to_owned(), form, vec![]),
+        (Method::DELETE, "/settings".to_owned(), "", vec![]),
+        (Method::PATCH, "/healthz".to_owned(), "", vec![]),
+    ];
+    for path in [
+        "/login",
+        "/signup",
+        "/logout",
+        "/setup",
+        "/settings/profile",
+        "/settings/password",
+    ] {
+        cases.extend([
+            (Method::POST, path.to_owned(), form, vec![]),
+            (Method::POST, path.to_owned(), form, b"%%%===&&&".to_vec()),
+            (
+                Method::POST,
+                path.to_owned(),
+                form,
+                vec![0xff, 0xfe, 0x00, 0x80],
+            ),
+            (
+                Method::POST,
+                path.to_owned(),
+                "application/json",
+                br#"{"email":"a@b.c"}"#.to_vec(),
+            ),
+            (
+                Method::POST,
+                path.to_owned(),
+                "text/plain",
+                b"hello".to_vec(),
+            ),
+            (Method::POST, path.to_owned(), "", b"email=a".to_vec()),
+        ]);
+        if path == "/logout" {
+            // With a valid token, any extra fields are simply ignored by sign-out.
+            continue;
+        }
+        cases.extend([
+            (
+                Method::POST,
+                path.to_owned(),
+                form,
+                with_csrf("email=%FF%FE&password=x"),
+            ),
+            (
+                Method::POST,
+                path.to_owned(),
+                form,
+                with_csrf("email[]=1&email[]=2"),
+            ),
+            (
+                Method::POST,
+                path.to_owned(),
+                form,
+                with_csrf(&format!("email={}&password=x", "a".repeat(100_000))),
+            ),
+            (
+                Method::POST,
+                path.to_owned(),
+                form,
+                with_csrf(&format!("name={}", "n".repeat(2_000_000))),
+            ),
+            (
+                Method::POST,
+                path.to_owned(),
+                form,
+                with_csrf("token=lk_setup_bad&email=a%40b.c&password=x"),
+            ),
+        ]);
+    }
+    cases
+}
+
+on_both_backends! {
+    async fn malformed_requests_get_4xx_never_5xx(backend) {
+        let app = spawn_app(&backend).await;
+        // Half of the cases run signed in, so the handlers behind the session check are reached.
+        let anonymous = browser();
+        let signed_in = app.signed_in("mal@example.com").await;
+        for (client, form_page, signed) in [(&anonymous, "/login", false), (&signed_in, "/settings", true)] {
+            let csrf = app.get(client, form_page).await.csrf();
+            for (method, path, content_type, body) in cases(&csrf) {
+                let mut request = client.request(method.clone(), app.url(&path)).body(body);
+                if !content_type.is_empty() {
+                    request = request.header("content-type", content_type);
+                }
+                let page = Page::from(request.send().await.expect("request")).await;
+                let status = page.status;
+                // Junk in a GET's query may be ignored (a bad `return_to` becomes `/`); every
+                // malformed write must be refused.
+                let acceptable = if method == Method::GET {
+                    status.is_client_error() || status.is_success() || status.is_redirection()
+                } else {
+                    // Pages behind sign-in send an anonymous visitor to the sign-in page.
+                    status.is_client_error() || (!signed && page.location().starts_with("/login?return_to="))
+                };
+                assert!(
+                    acceptable,
+                    "{method} {path} [{content_type}] answered {status}: {}",
+                    &page.body[..page.body.len().min(300)]
+                );
+                assert!(!status.is_server_error());
+                for leak in ["panicked", "sqlx", "stack backtrace", "Error {"] {
+                    assert!(!page.body.contains(leak), "{method} {path} leaked {leak}");
+                }
+                if status.is_client_error() {
+                    assert!(
+                        page.headers.get("content-type").is_some_and(|ct| {
+                            let ct = ct.to_str().unwrap();
+                            ct.starts_with("text/html") || ct.starts_with("application/json")
+                        }),
+                        "{method} {path}: a friendly page or JSON"
+                    );
+                }
+            }
+        }
+        // A bad return_to is replaced by `/`.
+        let page = app.get(&anonymous, "/login?return_to=%00%01").await;
+        assert_eq!(hidden_value(&page.body, "return_to").as_deref(), Some("/"));
+        // Nothing malformed created an account.
+        assert_eq!(app.store.list_users().await.unwrap().len(), 1);
+    }
+}
