@@ -112,7 +112,8 @@ fn init_logging(format: LogFormat, serving: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Pretty => builder.try_init(),
@@ -126,6 +127,8 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         );
     }
     announce_setup_link(&config, &store).await?;
+    // Compute the stand-in hash for unknown emails now, not during the first sign-in.
+    tokio::task::spawn_blocking(password::dummy_hash);
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;

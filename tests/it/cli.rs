@@ -51,34 +51,74 @@ fn free_port() -> u16 {
         .port()
 }
 
-on_both_backends! {
-    async fn serve_prints_a_setup_link_that_creates_the_first_admin(backend) {
-        let db = TestDb::new(&backend).await;
+/// A `latchkey serve` process and the lines of its log.
+struct Server {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+    port: u16,
+}
+
+impl Server {
+    async fn start(db: &TestDb, env: &[(&str, &str)]) -> Server {
         let port = free_port();
-        let mut child = latchkey(&db)
-            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-            .spawn()
-            .expect("spawn serve");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut setup_url = None;
-        let mut listening = false;
+        let mut cmd = latchkey(db);
+        cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}")]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn serve");
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        Server { child, lines, port }
+    }
+
+    /// Read log lines until one contains `needle`; all lines read so far are returned.
+    async fn wait_for(&mut self, needle: &str) -> Vec<String> {
+        let mut seen = Vec::new();
         let found = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(start) = line.find("http://") && line.contains("/setup?token=") {
-                    let url = line[start..].split_whitespace().next().unwrap().to_owned();
-                    setup_url = Some(url);
+            while let Ok(Some(line)) = self.lines.next_line().await {
+                let done = line.contains(needle);
+                seen.push(line);
+                if done {
+                    return true;
                 }
-                if line.contains("latchkey is listening") {
-                    listening = true;
-                }
-                if listening && setup_url.is_some() {
-                    break;
-                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(found, Ok(true), "the log never said {needle:?}: {seen:#?}");
+        seen
+    }
+
+    /// Every remaining log line (after the process has been killed).
+    async fn rest(&mut self) -> Vec<String> {
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Ok(Some(line)) = self.lines.next_line().await {
+                rest.push(line);
             }
         })
         .await;
-        assert!(found.is_ok(), "serve did not log a setup link and start listening in time");
-        let setup_url = setup_url.unwrap();
+        rest
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+on_both_backends! {
+    async fn serve_prints_a_setup_link_that_creates_the_first_admin(backend) {
+        let db = TestDb::new(&backend).await;
+        let mut server = Server::start(&db, &[]).await;
+        let log = server.wait_for("latchkey is listening").await;
+        let setup_url = log
+            .iter()
+            .find_map(|line| {
+                let start = line.find("http://")?;
+                line.contains("/setup?token=").then(|| line[start..].split_whitespace().next().unwrap().to_owned())
+            })
+            .expect("a setup link in the log");
+        let port = server.port;
         assert!(setup_url.starts_with(&format!("http://127.0.0.1:{port}/setup?token=lk_setup_")), "{setup_url}");
 
         let client = browser();
@@ -98,7 +138,12 @@ on_both_backends! {
         assert_eq!(done.status(), StatusCode::SEE_OTHER);
         let signup = Page::from(client.get(format!("http://127.0.0.1:{port}/signup")).send().await.unwrap()).await;
         assert_eq!(signup.status, StatusCode::OK, "the sign-up page is served");
-        child.kill().await.unwrap();
+        server.child.kill().await.unwrap();
+        // The request log names paths, never query strings: the token appears only once.
+        let rest = server.rest().await;
+        let token = setup_url.split("token=").nth(1).unwrap();
+        assert!(rest.iter().any(|l| l.contains("path=/setup")), "requests are logged: {rest:#?}");
+        assert!(rest.iter().all(|l| !l.contains(token)), "the setup token leaked into the log");
 
         let (code, out, _) = run(&db, &["user", "list", "--json"], "").await;
         assert_eq!(code, 0);
@@ -144,6 +189,28 @@ on_both_backends! {
         assert!(latchkey::domain::password::verify("correct horse battery", hash.as_deref().unwrap()));
         assert_eq!(user.trust_level, latchkey::domain::user::TrustLevel::Green);
         store.close().await;
+    }
+
+    async fn json_logs_carry_the_request_id(backend) {
+        let db = TestDb::new(&backend).await;
+        let mut server = Server::start(&db, &[("LATCHKEY_LOG", "json")]).await;
+        let startup = server.wait_for("latchkey is listening").await;
+        for line in &startup {
+            serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        }
+        let response = reqwest::Client::new()
+            .get(server.url("/healthz"))
+            .header("x-request-id", "req-7f3a")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["x-request-id"], "req-7f3a");
+        let log = server.wait_for("req-7f3a").await;
+        let line: Value = serde_json::from_str(log.last().unwrap()).unwrap();
+        assert_eq!(line["span"]["request_id"], "req-7f3a", "{line}");
+        assert_eq!(line["span"]["path"], "/healthz");
+        assert_eq!(line["fields"]["status"], 200);
+        server.child.kill().await.unwrap();
     }
 
     async fn migrate_is_idempotent(backend) {
