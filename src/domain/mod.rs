@@ -1,5 +1,7 @@
 //! Rules and value types with no I/O: secrets, passwords, users.
 
+pub mod app;
 pub mod password;
+pub mod scope;
 pub mod secret;
 pub mod user;

@@ -1,7 +1,9 @@
 //! Storage over sqlx's `Any` driver: one SQL text (with `$N` placeholders, BIGINT times and 0/1
 //! flags) runs on the embedded SQLite default and on PostgreSQL. Each use case is one method.
 
+mod apps;
 mod audit;
+mod pats;
 mod sessions;
 pub mod setup;
 mod users;
@@ -14,7 +16,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, SqlSafeStr};
 
+pub use apps::{App, Revoked};
 pub use audit::{AuditEvent, AuditKind};
+pub use pats::Pat;
 pub use sessions::Session;
 pub use users::{CreateUserError, NewUser};
 

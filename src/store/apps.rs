@@ -1,0 +1,263 @@
+//! OAuth apps (clients).
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, flag, new_id};
+use crate::domain::app::{AppDraft, new_client_id};
+use crate::domain::scope::Scopes;
+use crate::domain::secret::{self, Secret, TokenKind};
+
+#[derive(Debug, Clone)]
+pub struct App {
+    pub id: String,
+    pub client_id: String,
+    /// SHA-256 of the client secret; `None` for public apps (or after a leak report).
+    pub secret_hash: Option<String>,
+    pub name: String,
+    pub homepage_url: String,
+    pub redirect_uris: Vec<String>,
+    pub scopes: Scopes,
+    pub confidential: bool,
+    pub verified: bool,
+    pub owner_id: Option<String>,
+    /// The owner's display name and email, for pages.
+    pub owner_name: String,
+    pub owner_email: String,
+    pub access_token_ttl: i64,
+    pub issue_refresh: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+macro_rules! select_app {
+    ($where:literal) => {
+        concat!(
+            "SELECT a.id, a.client_id, a.secret_hash, a.name, a.homepage_url, a.redirect_uris, a.scopes, \
+             a.confidential, a.verified, a.owner_id, a.access_token_ttl, a.issue_refresh, a.created_at, \
+             a.updated_at, COALESCE(u.name, '') AS owner_name, COALESCE(u.email, '') AS owner_email \
+             FROM apps a LEFT JOIN users u ON u.id = a.owner_id ",
+            $where
+        )
+    };
+}
+
+fn app_from_row(row: &AnyRow) -> Result<App, sqlx::Error> {
+    let uris: String = row.try_get("redirect_uris")?;
+    let scopes: String = row.try_get("scopes")?;
+    Ok(App {
+        id: row.try_get("id")?,
+        client_id: row.try_get("client_id")?,
+        secret_hash: row.try_get("secret_hash")?,
+        name: row.try_get("name")?,
+        homepage_url: row.try_get("homepage_url")?,
+        redirect_uris: serde_json::from_str(&uris).unwrap_or_default(),
+        scopes: Scopes::from_stored(&scopes),
+        confidential: row.try_get::<i64, _>("confidential")? != 0,
+        verified: row.try_get::<i64, _>("verified")? != 0,
+        owner_id: row.try_get("owner_id")?,
+        owner_name: row.try_get("owner_name")?,
+        owner_email: row.try_get("owner_email")?,
+        access_token_ttl: row.try_get("access_token_ttl")?,
+        issue_refresh: row.try_get::<i64, _>("issue_refresh")? != 0,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// What revoking every user token of an app removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revoked {
+    pub tokens: u64,
+    pub grants: u64,
+}
+
+impl Store {
+    /// Register an app; a confidential app gets a secret, returned here and never again.
+    pub async fn create_app(
+        &self,
+        owner_id: &str,
+        draft: &AppDraft,
+        now: i64,
+    ) -> Result<(App, Option<Secret>), sqlx::Error> {
+        let id = new_id();
+        let secret = draft
+            .confidential
+            .then(|| secret::generate(TokenKind::ClientSecret));
+        sqlx::query(
+            "INSERT INTO apps (id, client_id, secret_hash, name, homepage_url, redirect_uris, scopes, confidential, \
+             owner_id, access_token_ttl, issue_refresh, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+        )
+        .bind(&id)
+        .bind(new_client_id())
+        .bind(secret.as_ref().map(Secret::hash))
+        .bind(&draft.name)
+        .bind(&draft.homepage_url)
+        .bind(serde_json::to_string(&draft.redirect_uris).unwrap_or_else(|_| "[]".into()))
+        .bind(draft.scopes.to_string())
+        .bind(flag(draft.confidential))
+        .bind(owner_id)
+        .bind(draft.access_token_ttl)
+        .bind(flag(draft.issue_refresh))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let app = self.app_by_id(&id).await?.ok_or(sqlx::Error::RowNotFound)?;
+        Ok((app, secret))
+    }
+
+    pub async fn app_by_id(&self, id: &str) -> Result<Option<App>, sqlx::Error> {
+        let row = sqlx::query(select_app!("WHERE a.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(app_from_row).transpose()
+    }
+
+    pub async fn app_by_client_id(&self, client_id: &str) -> Result<Option<App>, sqlx::Error> {
+        let row = sqlx::query(select_app!("WHERE a.client_id = $1"))
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(app_from_row).transpose()
+    }
+
+    /// An owner's apps, newest first.
+    pub async fn apps_of_owner(&self, owner_id: &str) -> Result<Vec<App>, sqlx::Error> {
+        let rows = sqlx::query(select_app!(
+            "WHERE a.owner_id = $1 ORDER BY a.created_at DESC, a.id"
+        ))
+        .bind(owner_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(app_from_row).collect()
+    }
+
+    /// Every app, newest first (admins).
+    pub async fn all_apps(&self) -> Result<Vec<App>, sqlx::Error> {
+        let rows = sqlx::query(select_app!("ORDER BY a.created_at DESC, a.id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(app_from_row).collect()
+    }
+
+    /// Replace an app's definition. Turning a public app confidential mints its first secret
+    /// (returned once); turning a confidential app public drops its secret.
+    pub async fn update_app(
+        &self,
+        app: &App,
+        draft: &AppDraft,
+        now: i64,
+    ) -> Result<(App, Option<Secret>), sqlx::Error> {
+        let new_secret = (draft.confidential && !app.confidential)
+            .then(|| secret::generate(TokenKind::ClientSecret));
+        let secret_hash = match (&new_secret, draft.confidential) {
+            (Some(s), _) => Some(s.hash()),
+            (None, true) => app.secret_hash.clone(),
+            (None, false) => None,
+        };
+        sqlx::query(
+            "UPDATE apps SET name = $1, homepage_url = $2, redirect_uris = $3, scopes = $4, confidential = $5, \
+             secret_hash = $6, access_token_ttl = $7, issue_refresh = $8, updated_at = $9 WHERE id = $10",
+        )
+        .bind(&draft.name)
+        .bind(&draft.homepage_url)
+        .bind(serde_json::to_string(&draft.redirect_uris).unwrap_or_else(|_| "[]".into()))
+        .bind(draft.scopes.to_string())
+        .bind(flag(draft.confidential))
+        .bind(secret_hash)
+        .bind(draft.access_token_ttl)
+        .bind(flag(draft.issue_refresh))
+        .bind(now)
+        .bind(&app.id)
+        .execute(&self.pool)
+        .await?;
+        let app = self
+            .app_by_id(&app.id)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)?;
+        Ok((app, new_secret))
+    }
+
+    /// A new secret for a confidential app; the old one stops working at once.
+    pub async fn reset_app_secret(
+        &self,
+        app_id: &str,
+        now: i64,
+    ) -> Result<Option<Secret>, sqlx::Error> {
+        let secret = secret::generate(TokenKind::ClientSecret);
+        let done = sqlx::query(
+            "UPDATE apps SET secret_hash = $1, updated_at = $2 WHERE id = $3 AND confidential = 1",
+        )
+        .bind(secret.hash())
+        .bind(now)
+        .bind(app_id)
+        .execute(&self.pool)
+        .await?;
+        Ok((done.rows_affected() == 1).then_some(secret))
+    }
+
+    pub async fn set_app_verified(
+        &self,
+        app_id: &str,
+        verified: bool,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE apps SET verified = $1, updated_at = $2 WHERE id = $3")
+            .bind(flag(verified))
+            .bind(now)
+            .bind(app_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Delete an app; its grants, codes and tokens go with it (`ON DELETE CASCADE`).
+    pub async fn delete_app(&self, app_id: &str) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM apps WHERE id = $1")
+            .bind(app_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Revoke every user token of an app and remove every grant, in one transaction, so users
+    /// must authorize again.
+    pub async fn revoke_app_tokens(&self, app_id: &str, now: i64) -> Result<Revoked, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let tokens = sqlx::query(
+            "UPDATE tokens SET revoked_at = $1 WHERE app_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(app_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM auth_codes WHERE app_id = $1")
+            .bind(app_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM device_codes WHERE app_id = $1")
+            .bind(app_id)
+            .execute(&mut *tx)
+            .await?;
+        let grants = sqlx::query("DELETE FROM grants WHERE app_id = $1")
+            .bind(app_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(Revoked { tokens, grants })
+    }
+
+    /// Check a presented client secret (constant-time through the hash compare).
+    pub fn client_secret_matches(app: &App, presented: &str) -> bool {
+        let Some(secret) = secret::parse(TokenKind::ClientSecret, presented) else {
+            return false;
+        };
+        app.secret_hash.as_deref().is_some_and(|stored| {
+            secret::constant_time_eq(stored.as_bytes(), secret.hash().as_bytes())
+        })
+    }
+}
