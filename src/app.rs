@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::http::ratelimit::Limiter;
 use crate::http::{self, CookieNames};
 use crate::store::{Store, now};
-use crate::{ops, web};
+use crate::{api, ops, web};
 
 /// Everything a handler may need. Cheap to clone.
 #[derive(Clone)]
@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .merge(pages)
         .merge(ops::router())
+        .merge(api::router())
         .with_state(state.clone());
     let router = http::headers::apply(router, state.config.https());
     router

@@ -11,7 +11,11 @@ use serde_json::json;
 use crate::app::{self, AppState};
 use crate::config::{Config, LogFormat, Settings};
 use crate::domain::password;
-use crate::domain::user::{TrustLevel, User, parse_email};
+use crate::api::client_json;
+use crate::apps::{self, AppsError, Origin};
+use crate::domain::app::AppInput;
+use crate::domain::scope::{self, Scopes};
+use crate::domain::user::{TrustLevel, User, parse_email, parse_text};
 use crate::store::{AuditEvent, AuditKind, CreateUserError, NewUser, Store, now};
 
 #[derive(Debug, Parser)]
@@ -36,6 +40,70 @@ pub enum Command {
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage OAuth apps (clients).
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Personal access tokens.
+    #[command(subcommand)]
+    Pat(PatCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register an app for an owner; prints the client object (with the secret, once).
+    Create {
+        /// The owner's email.
+        #[arg(long)]
+        owner: String,
+        #[arg(long)]
+        name: String,
+        /// A redirect URI; repeat for more (up to 10).
+        #[arg(long = "redirect-uri", required = true)]
+        redirect_uris: Vec<String>,
+        /// Allowed scopes, space-separated [default: profile].
+        #[arg(long, default_value = "")]
+        scopes: String,
+        #[arg(long, default_value = "")]
+        homepage_url: String,
+        /// A public app (no secret; PKCE required).
+        #[arg(long)]
+        public: bool,
+        /// Access-token lifetime in seconds [default: the server's].
+        #[arg(long)]
+        access_token_ttl: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every app.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an app with its grants and tokens.
+    Delete { client_id: String },
+    /// Mark an app verified (its name then locks).
+    Verify { client_id: String },
+    /// Remove the verified mark.
+    Unverify { client_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PatCommand {
+    /// Create a personal access token for a user; printed once.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Space-separated: `apps` and any of `profile read project:read`.
+        #[arg(long)]
+        scopes: String,
+        #[arg(long, default_value = "CLI token")]
+        name: String,
+        /// Lifetime in days [default: no expiry].
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +171,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(cmd) => user_command(&store, cmd).await,
+        Command::Client(cmd) => client_command(&store, &config, cmd).await,
+        Command::Pat(cmd) => pat_command(&store, cmd).await,
     }
 }
 
@@ -285,6 +355,143 @@ async fn user_command(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
                 .details(json!({"via": "cli", "trust_level": level.as_str()}));
             store.audit(event, now()).await?;
             print_user(&find_user(store, &email).await?, json);
+        }
+    }
+    Ok(())
+}
+
+/// An admin stand-in for CLI actions: the operator at the console may do what an admin may.
+fn console_admin() -> User {
+    User {
+        id: String::new(),
+        email: String::new(),
+        email_verified: false,
+        name: "console".into(),
+        given_name: String::new(),
+        family_name: String::new(),
+        display_name: String::new(),
+        slack_id: String::new(),
+        github_username: String::new(),
+        timezone: "UTC".into(),
+        admin: true,
+        disabled: false,
+        trust_level: TrustLevel::Blue,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+fn apps_error(e: AppsError) -> anyhow::Error {
+    match e {
+        AppsError::Invalid(fields) => anyhow::anyhow!(
+            "{}",
+            fields
+                .iter()
+                .map(|f| format!("{}: {}", f.field, crate::i18n::Lang::En.t(f.message)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        other => other.into(),
+    }
+}
+
+async fn client_command(store: &Store, config: &Config, cmd: ClientCommand) -> anyhow::Result<()> {
+    let admin = console_admin();
+    match cmd {
+        ClientCommand::Create {
+            owner,
+            name,
+            redirect_uris,
+            scopes,
+            homepage_url,
+            public,
+            access_token_ttl,
+            json,
+        } => {
+            let owner = find_user(store, &owner).await?;
+            let input = AppInput {
+                name,
+                homepage_url,
+                redirect_uris,
+                scopes: scopes.split_whitespace().map(str::to_owned).collect(),
+                confidential: !public,
+                access_token_ttl,
+                issue_refresh: None,
+            };
+            let (app, secret) = apps::create(store, &owner, &input, config.access_token_ttl.as_secs(), Origin::CLI)
+                .await
+                .map_err(apps_error)?;
+            let object = client_json(&app, secret.as_ref());
+            if json {
+                println!("{object}");
+            } else {
+                println!("client_id:     {}", app.client_id);
+                if let Some(secret) = &secret {
+                    println!("client_secret: {}   (shown once)", secret.expose());
+                }
+                println!("redirect_uris: {}", app.redirect_uris.join(" "));
+            }
+        }
+        ClientCommand::List { json } => {
+            let apps = store.all_apps().await?;
+            if json {
+                let list: Vec<_> = apps.iter().map(|a| client_json(a, None)).collect();
+                println!("{}", json!({ "clients": list }));
+            } else {
+                for app in &apps {
+                    println!(
+                        "{}  {}  owner={}{}",
+                        app.client_id,
+                        app.name,
+                        app.owner_email,
+                        if app.verified { "  [verified]" } else { "" }
+                    );
+                }
+            }
+        }
+        ClientCommand::Delete { client_id } => {
+            let app = apps::find(store, &admin, &client_id).await.map_err(apps_error)?;
+            apps::delete(store, &admin, &app, Origin::CLI).await.map_err(apps_error)?;
+            println!("{}", json!({"deleted": app.client_id}));
+        }
+        ClientCommand::Verify { client_id } => set_verified(store, &admin, &client_id, true).await?,
+        ClientCommand::Unverify { client_id } => set_verified(store, &admin, &client_id, false).await?,
+    }
+    Ok(())
+}
+
+async fn set_verified(store: &Store, admin: &User, client_id: &str, verified: bool) -> anyhow::Result<()> {
+    let app = apps::find(store, admin, client_id).await.map_err(apps_error)?;
+    apps::set_verified(store, admin, &app, verified, Origin::CLI).await.map_err(apps_error)?;
+    println!("{}", json!({"client_id": app.client_id, "verified": verified}));
+    Ok(())
+}
+
+async fn pat_command(store: &Store, cmd: PatCommand) -> anyhow::Result<()> {
+    match cmd {
+        PatCommand::Create {
+            email,
+            scopes,
+            name,
+            expires_in_days,
+            json,
+        } => {
+            let user = find_user(store, &email).await?;
+            let scopes = Scopes::parse(&scopes, &scope::PAT_SCOPES)
+                .map_err(|e| anyhow::anyhow!("`{}` is not a personal access token scope", e.0))?;
+            if scopes.is_empty() {
+                bail!("name at least one scope");
+            }
+            let name = parse_text("name", &name, 100).map_err(|_| anyhow::anyhow!("the name is not valid"))?;
+            let expires_at = expires_in_days.map(|d| now() + i64::from(d) * 24 * 3600);
+            let (pat, token) = store.create_pat(&user.id, &name, &scopes, expires_at, now()).await?;
+            let event = AuditEvent::new(AuditKind::PatCreated, &user.email).details(json!({"via": "cli", "pat": pat.id}));
+            store.audit(event, now()).await?;
+            if json {
+                println!("{}", json!({"id": pat.id, "token": token.expose(), "scopes": pat.scopes.to_vec()}));
+            } else {
+                println!("{}", token.expose());
+            }
         }
     }
     Ok(())

@@ -1,6 +1,8 @@
 //! latchkey: a self-hosted OAuth 2.1 / OpenID Connect provider with an OAuth Apps platform.
 
+pub mod api;
 pub mod app;
+pub mod apps;
 pub mod cli;
 pub mod config;
 pub mod domain;

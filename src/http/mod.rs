@@ -1,6 +1,7 @@
 //! What every request needs: the request context (language, session, CSRF token, client),
 //! CSRF-checked forms, error pages, security headers, rate limits and metrics.
 
+pub mod api;
 pub mod csrf;
 pub mod ctx;
 pub mod error;

@@ -18,6 +18,16 @@ pub enum AuditKind {
     UserCreated,
     AdminChanged,
     TrustChanged,
+    AppCreated,
+    AppUpdated,
+    AppDeleted,
+    AppVerified,
+    AppUnverified,
+    SecretReset,
+    TokensRevoked,
+    PatCreated,
+    PatRevoked,
+    LeakRevoked,
 }
 
 impl AuditKind {
@@ -32,6 +42,16 @@ impl AuditKind {
             AuditKind::UserCreated => "user_created",
             AuditKind::AdminChanged => "admin_changed",
             AuditKind::TrustChanged => "trust_changed",
+            AuditKind::AppCreated => "app_created",
+            AuditKind::AppUpdated => "app_updated",
+            AuditKind::AppDeleted => "app_deleted",
+            AuditKind::AppVerified => "app_verified",
+            AuditKind::AppUnverified => "app_unverified",
+            AuditKind::SecretReset => "secret_reset",
+            AuditKind::TokensRevoked => "tokens_revoked",
+            AuditKind::PatCreated => "pat_created",
+            AuditKind::PatRevoked => "pat_revoked",
+            AuditKind::LeakRevoked => "leak_revoked",
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod apps;
 mod audit;
+mod leaks;
 mod pats;
 mod sessions;
 pub mod setup;
@@ -18,6 +19,7 @@ use sqlx::{AnyPool, Executor, SqlSafeStr};
 
 pub use apps::{App, Revoked};
 pub use audit::{AuditEvent, AuditKind};
+pub use leaks::LeakHit;
 pub use pats::Pat;
 pub use sessions::Session;
 pub use users::{CreateUserError, NewUser};

@@ -5,6 +5,7 @@ mod helpers;
 
 mod accounts;
 mod cli;
+mod clients;
 mod malformed;
 mod ops;
 mod pages;

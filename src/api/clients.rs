@@ -1,0 +1,222 @@
+//! The client API: `POST|GET /oauth/clients`, `GET|PATCH|DELETE /oauth/clients/{id}`,
+//! `POST /oauth/clients/{id}/secret`, `POST /oauth/clients/{id}/revoke_tokens`.
+//! Authenticated by a personal access token with scope `apps`, or a browser session.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::apps::{self, AppsError, Origin};
+use crate::domain::app::AppInput;
+use crate::domain::secret::Secret;
+use crate::http::api::{ApiError, ApiJson, ApiUser};
+use crate::store::App;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/oauth/clients", post(create).get(list))
+        .route("/oauth/clients/{id}", get(show).patch(update).delete(remove))
+        .route("/oauth/clients/{id}/secret", post(reset_secret))
+        .route("/oauth/clients/{id}/revoke_tokens", post(revoke_tokens))
+}
+
+/// The client object of SPEC §8, with the secret only when one was just issued.
+pub fn client_json(app: &App, secret: Option<&Secret>) -> Value {
+    let mut object = json!({
+        "id": app.id,
+        "name": app.name,
+        "client_id": app.client_id,
+        "redirect_uri": app.redirect_uris.first().cloned().unwrap_or_default(),
+        "redirect_uris": app.redirect_uris,
+        "homepage_url": app.homepage_url,
+        "scopes": app.scopes.to_vec(),
+        "confidential": app.confidential,
+        "verified": app.verified,
+        "created_at": rfc3339(app.created_at),
+    });
+    if let Some(secret) = secret {
+        object["client_secret"] = json!(secret.expose());
+    }
+    object
+}
+
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+impl From<AppsError> for ApiError {
+    fn from(e: AppsError) -> Self {
+        match e {
+            AppsError::NotFound => ApiError::NotFound,
+            AppsError::NameLocked => ApiError::Forbidden("this app is verified: only an administrator can rename it"),
+            AppsError::Invalid(fields) => ApiError::Validation(fields),
+            AppsError::NoSecret => ApiError::BadRequest("public apps have no client secret".into()),
+            AppsError::Database(e) => ApiError::Database(e),
+        }
+    }
+}
+
+/// Scopes as a JSON array or a space-separated string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ScopeList {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl ScopeList {
+    fn names(self) -> Vec<String> {
+        match self {
+            ScopeList::List(list) => list,
+            ScopeList::Text(text) => text.split_whitespace().map(str::to_owned).collect(),
+        }
+    }
+}
+
+/// HitKey's body (`name`, `redirect_uri`) and the richer one; unknown fields are ignored.
+#[derive(Debug, Deserialize, Default)]
+struct ClientBody {
+    name: Option<String>,
+    redirect_uri: Option<String>,
+    redirect_uris: Option<Vec<String>>,
+    homepage_url: Option<String>,
+    scopes: Option<ScopeList>,
+    confidential: Option<bool>,
+    /// Access-token lifetime in seconds (up to 16 years).
+    access_token_ttl: Option<u64>,
+    /// Whether refresh tokens are issued (default true).
+    refresh_tokens: Option<bool>,
+}
+
+impl ClientBody {
+    /// `redirect_uri` first, then `redirect_uris`; `None` when the body names neither.
+    fn redirect_uris(&mut self) -> Option<Vec<String>> {
+        let mut uris: Vec<String> = self.redirect_uri.take().into_iter().collect();
+        uris.extend(self.redirect_uris.take().unwrap_or_default());
+        (!uris.is_empty()).then_some(uris)
+    }
+
+    /// Apply this body over `base` (an existing app's values, or defaults for a new one).
+    fn over(mut self, base: AppInput) -> AppInput {
+        AppInput {
+            redirect_uris: self.redirect_uris().unwrap_or(base.redirect_uris),
+            name: self.name.unwrap_or(base.name),
+            homepage_url: self.homepage_url.unwrap_or(base.homepage_url),
+            scopes: self.scopes.map(ScopeList::names).unwrap_or(base.scopes),
+            confidential: self.confidential.unwrap_or(base.confidential),
+            access_token_ttl: self.access_token_ttl.or(base.access_token_ttl),
+            issue_refresh: self.refresh_tokens.or(base.issue_refresh),
+        }
+    }
+}
+
+/// The current values of `app`, as input for a partial update.
+pub fn input_of(app: &App) -> AppInput {
+    AppInput {
+        name: app.name.clone(),
+        homepage_url: app.homepage_url.clone(),
+        redirect_uris: app.redirect_uris.clone(),
+        scopes: app.scopes.to_vec(),
+        confidential: app.confidential,
+        access_token_ttl: u64::try_from(app.access_token_ttl).ok(),
+        issue_refresh: Some(app.issue_refresh),
+    }
+}
+
+fn origin(headers: &HeaderMap) -> Origin<'_> {
+    Origin {
+        ip: "",
+        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or(""),
+    }
+}
+
+fn default_ttl(state: &AppState) -> u64 {
+    state.config.access_token_ttl.as_secs()
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ClientBody>,
+) -> Result<Response, ApiError> {
+    caller.require_scope("apps")?;
+    let defaults = AppInput {
+        confidential: true,
+        ..Default::default()
+    };
+    let input = body.over(defaults);
+    let (app, secret) = apps::create(&state.store, &caller.user, &input, default_ttl(&state), origin(&headers)).await?;
+    Ok((StatusCode::CREATED, axum::Json(client_json(&app, secret.as_ref()))).into_response())
+}
+
+async fn list(State(state): State<AppState>, caller: ApiUser) -> Result<Response, ApiError> {
+    caller.require_scope("apps")?;
+    let apps = apps::list(&state.store, &caller.user).await?;
+    let clients: Vec<Value> = apps.iter().map(|a| client_json(a, None)).collect();
+    Ok(axum::Json(json!({ "clients": clients })).into_response())
+}
+
+async fn show(State(state): State<AppState>, caller: ApiUser, Path(id): Path<String>) -> Result<Response, ApiError> {
+    caller.require_scope("apps")?;
+    let app = apps::find(&state.store, &caller.user, &id).await?;
+    Ok(axum::Json(client_json(&app, None)).into_response())
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<ClientBody>,
+) -> Result<Response, ApiError> {
+    caller.require_scope("apps")?;
+    let app = apps::find(&state.store, &caller.user, &id).await?;
+    let input = body.over(input_of(&app));
+    let (app, secret) = apps::update(&state.store, &caller.user, &app, &input, default_ttl(&state), origin(&headers)).await?;
+    Ok(axum::Json(client_json(&app, secret.as_ref())).into_response())
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    caller.require_scope("apps")?;
+    let app = apps::find(&state.store, &caller.user, &id).await?;
+    apps::delete(&state.store, &caller.user, &app, origin(&headers)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn reset_secret(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    caller.require_scope("apps")?;
+    let app = apps::find(&state.store, &caller.user, &id).await?;
+    let secret = apps::reset_secret(&state.store, &caller.user, &app, origin(&headers)).await?;
+    Ok(axum::Json(client_json(&app, Some(&secret))).into_response())
+}
+
+async fn revoke_tokens(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    caller.require_scope("apps")?;
+    let app = apps::find(&state.store, &caller.user, &id).await?;
+    let revoked = apps::revoke_tokens(&state.store, &caller.user, &app, origin(&headers)).await?;
+    Ok(axum::Json(json!({"revoked_tokens": revoked.tokens, "revoked_grants": revoked.grants})).into_response())
+}

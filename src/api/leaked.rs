@@ -1,0 +1,62 @@
+//! `POST /oauth/leaked`: report secrets found in public (a code host's secret scanning, a
+//! person who found one). Every live token or secret in the list is revoked at once. The answer
+//! is the same whatever was found, so the endpoint cannot be used to test whether a token is live.
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::domain::secret;
+use crate::http::api::{ApiError, ApiJson};
+use crate::store::{AuditEvent, AuditKind, now};
+
+/// At most this many strings per report.
+const MAX_ITEMS: usize = 1000;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/oauth/leaked", post(report))
+}
+
+/// A found string, bare or in the secret-scanning object form `{"token": "...", "url": "..."}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Item {
+    Bare(String),
+    Object { token: String, url: Option<String> },
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Report {
+    List(Vec<Item>),
+    Wrapped { tokens: Vec<Item> },
+}
+
+async fn report(State(state): State<AppState>, ApiJson(report): ApiJson<Report>) -> Result<Response, ApiError> {
+    let items = match report {
+        Report::List(items) | Report::Wrapped { tokens: items } => items,
+    };
+    if items.len() > MAX_ITEMS {
+        return Err(ApiError::BadRequest(format!("report at most {MAX_ITEMS} strings at a time")));
+    }
+    let received = items.len();
+    for item in items {
+        let (text, url) = match item {
+            Item::Bare(text) => (text, None),
+            Item::Object { token, url } => (token, url),
+        };
+        // Shape and checksum first: random strings never reach the database.
+        let Some((kind, found)) = secret::classify(text.trim()) else { continue };
+        if let Some(hit) = state.store.revoke_leaked(kind, &found, now()).await? {
+            tracing::warn!(kind = hit.kind, subject = %hit.subject, "revoked a secret reported as leaked");
+            let event = AuditEvent::new(AuditKind::LeakRevoked, &hit.subject)
+                .details(json!({"kind": hit.kind, "url": url.unwrap_or_default()}));
+            state.store.audit(event, now()).await?;
+        }
+    }
+    Ok(axum::Json(json!({ "received": received })).into_response())
+}
