@@ -60,7 +60,8 @@ pub async fn find(store: &Store, user: &User, id: &str) -> Result<App, AppsError
         Some(app) => Some(app),
         None => store.app_by_client_id(id).await?,
     };
-    app.filter(|app| may_manage(user, app)).ok_or(AppsError::NotFound)
+    app.filter(|app| may_manage(user, app))
+        .ok_or(AppsError::NotFound)
 }
 
 /// The apps `user` sees in lists: their own (admins use [`Store::all_apps`] on the admin page).
@@ -108,13 +109,31 @@ pub async fn update(
     Ok((updated, secret))
 }
 
-pub async fn reset_secret(store: &Store, actor: &User, app: &App, origin: Origin<'_>) -> Result<Secret, AppsError> {
-    let secret = store.reset_app_secret(&app.id, now()).await?.ok_or(AppsError::NoSecret)?;
-    store.audit(origin.event(AuditKind::SecretReset, &app.client_id, actor), now()).await?;
+pub async fn reset_secret(
+    store: &Store,
+    actor: &User,
+    app: &App,
+    origin: Origin<'_>,
+) -> Result<Secret, AppsError> {
+    let secret = store
+        .reset_app_secret(&app.id, now())
+        .await?
+        .ok_or(AppsError::NoSecret)?;
+    store
+        .audit(
+            origin.event(AuditKind::SecretReset, &app.client_id, actor),
+            now(),
+        )
+        .await?;
     Ok(secret)
 }
 
-pub async fn revoke_tokens(store: &Store, actor: &User, app: &App, origin: Origin<'_>) -> Result<Revoked, AppsError> {
+pub async fn revoke_tokens(
+    store: &Store,
+    actor: &User,
+    app: &App,
+    origin: Origin<'_>,
+) -> Result<Revoked, AppsError> {
     let revoked = store.revoke_app_tokens(&app.id, now()).await?;
     let event = origin
         .event(AuditKind::TokensRevoked, &app.client_id, actor)
@@ -123,7 +142,12 @@ pub async fn revoke_tokens(store: &Store, actor: &User, app: &App, origin: Origi
     Ok(revoked)
 }
 
-pub async fn delete(store: &Store, actor: &User, app: &App, origin: Origin<'_>) -> Result<(), AppsError> {
+pub async fn delete(
+    store: &Store,
+    actor: &User,
+    app: &App,
+    origin: Origin<'_>,
+) -> Result<(), AppsError> {
     store.delete_app(&app.id).await?;
     let event = origin
         .event(AuditKind::AppDeleted, &app.client_id, actor)
@@ -133,12 +157,24 @@ pub async fn delete(store: &Store, actor: &User, app: &App, origin: Origin<'_>) 
 }
 
 /// Admins only: mark an app verified (its name then locks) or not.
-pub async fn set_verified(store: &Store, admin: &User, app: &App, verified: bool, origin: Origin<'_>) -> Result<(), AppsError> {
+pub async fn set_verified(
+    store: &Store,
+    admin: &User,
+    app: &App,
+    verified: bool,
+    origin: Origin<'_>,
+) -> Result<(), AppsError> {
     if !admin.admin {
         return Err(AppsError::NotFound);
     }
     store.set_app_verified(&app.id, verified, now()).await?;
-    let kind = if verified { AuditKind::AppVerified } else { AuditKind::AppUnverified };
-    store.audit(origin.event(kind, &app.client_id, admin), now()).await?;
+    let kind = if verified {
+        AuditKind::AppVerified
+    } else {
+        AuditKind::AppUnverified
+    };
+    store
+        .audit(origin.event(kind, &app.client_id, admin), now())
+        .await?;
     Ok(())
 }

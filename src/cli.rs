@@ -8,12 +8,12 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
-use crate::app::{self, AppState};
-use crate::config::{Config, LogFormat, Settings};
-use crate::domain::password;
 use crate::api::client_json;
+use crate::app::{self, AppState};
 use crate::apps::{self, AppsError, Origin};
+use crate::config::{Config, LogFormat, Settings};
 use crate::domain::app::AppInput;
+use crate::domain::password;
 use crate::domain::scope::{self, Scopes};
 use crate::domain::user::{TrustLevel, User, parse_email, parse_text};
 use crate::store::{AuditEvent, AuditKind, CreateUserError, NewUser, Store, now};
@@ -418,9 +418,15 @@ async fn client_command(store: &Store, config: &Config, cmd: ClientCommand) -> a
                 access_token_ttl,
                 issue_refresh: None,
             };
-            let (app, secret) = apps::create(store, &owner, &input, config.access_token_ttl.as_secs(), Origin::CLI)
-                .await
-                .map_err(apps_error)?;
+            let (app, secret) = apps::create(
+                store,
+                &owner,
+                &input,
+                config.access_token_ttl.as_secs(),
+                Origin::CLI,
+            )
+            .await
+            .map_err(apps_error)?;
             let object = client_json(&app, secret.as_ref());
             if json {
                 println!("{object}");
@@ -450,20 +456,40 @@ async fn client_command(store: &Store, config: &Config, cmd: ClientCommand) -> a
             }
         }
         ClientCommand::Delete { client_id } => {
-            let app = apps::find(store, &admin, &client_id).await.map_err(apps_error)?;
-            apps::delete(store, &admin, &app, Origin::CLI).await.map_err(apps_error)?;
+            let app = apps::find(store, &admin, &client_id)
+                .await
+                .map_err(apps_error)?;
+            apps::delete(store, &admin, &app, Origin::CLI)
+                .await
+                .map_err(apps_error)?;
             println!("{}", json!({"deleted": app.client_id}));
         }
-        ClientCommand::Verify { client_id } => set_verified(store, &admin, &client_id, true).await?,
-        ClientCommand::Unverify { client_id } => set_verified(store, &admin, &client_id, false).await?,
+        ClientCommand::Verify { client_id } => {
+            set_verified(store, &admin, &client_id, true).await?
+        }
+        ClientCommand::Unverify { client_id } => {
+            set_verified(store, &admin, &client_id, false).await?
+        }
     }
     Ok(())
 }
 
-async fn set_verified(store: &Store, admin: &User, client_id: &str, verified: bool) -> anyhow::Result<()> {
-    let app = apps::find(store, admin, client_id).await.map_err(apps_error)?;
-    apps::set_verified(store, admin, &app, verified, Origin::CLI).await.map_err(apps_error)?;
-    println!("{}", json!({"client_id": app.client_id, "verified": verified}));
+async fn set_verified(
+    store: &Store,
+    admin: &User,
+    client_id: &str,
+    verified: bool,
+) -> anyhow::Result<()> {
+    let app = apps::find(store, admin, client_id)
+        .await
+        .map_err(apps_error)?;
+    apps::set_verified(store, admin, &app, verified, Origin::CLI)
+        .await
+        .map_err(apps_error)?;
+    println!(
+        "{}",
+        json!({"client_id": app.client_id, "verified": verified})
+    );
     Ok(())
 }
 
@@ -482,13 +508,20 @@ async fn pat_command(store: &Store, cmd: PatCommand) -> anyhow::Result<()> {
             if scopes.is_empty() {
                 bail!("name at least one scope");
             }
-            let name = parse_text("name", &name, 100).map_err(|_| anyhow::anyhow!("the name is not valid"))?;
+            let name = parse_text("name", &name, 100)
+                .map_err(|_| anyhow::anyhow!("the name is not valid"))?;
             let expires_at = expires_in_days.map(|d| now() + i64::from(d) * 24 * 3600);
-            let (pat, token) = store.create_pat(&user.id, &name, &scopes, expires_at, now()).await?;
-            let event = AuditEvent::new(AuditKind::PatCreated, &user.email).details(json!({"via": "cli", "pat": pat.id}));
+            let (pat, token) = store
+                .create_pat(&user.id, &name, &scopes, expires_at, now())
+                .await?;
+            let event = AuditEvent::new(AuditKind::PatCreated, &user.email)
+                .details(json!({"via": "cli", "pat": pat.id}));
             store.audit(event, now()).await?;
             if json {
-                println!("{}", json!({"id": pat.id, "token": token.expose(), "scopes": pat.scopes.to_vec()}));
+                println!(
+                    "{}",
+                    json!({"id": pat.id, "token": token.expose(), "scopes": pat.scopes.to_vec()})
+                );
             } else {
                 println!("{}", token.expose());
             }

@@ -121,8 +121,26 @@ mod tests {
         let only_ru: Vec<_> = ru.difference(&en).collect();
         assert!(only_en.is_empty(), "missing in Russian: {only_en:?}");
         assert!(only_ru.is_empty(), "missing in English: {only_ru:?}");
-        let args = [("email", "a@b.c"), ("name", "Ann")];
+        // Fill every `{ $variable }` a message uses, as the code will.
+        let en_text = include_str!("../locales/en/main.ftl");
         for key in &en {
+            let line = en_text
+                .lines()
+                .find(|l| l.split('=').next().map(str::trim) == Some(key.as_str()))
+                .unwrap_or("");
+            let vars: Vec<&'static str> = line
+                .split('$')
+                .skip(1)
+                .map(|rest| {
+                    &*rest
+                        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                        .next()
+                        .unwrap_or("")
+                        .to_owned()
+                        .leak()
+                })
+                .collect();
+            let args: Vec<(&'static str, &str)> = vars.iter().map(|v| (*v, "1")).collect();
             for lang in Lang::ALL {
                 assert_ne!(
                     lang.t_args(key, &args),
@@ -169,16 +187,21 @@ mod tests {
     /// Keys in `t("…")` calls (pages and code) and in `FieldError::new(_, "…")` messages.
     fn used_keys(text: &str) -> Vec<String> {
         let mut out = Vec::new();
-        for marker in [".t(\"", "t_args(\"", "tr(\""] {
+        for marker in [".t(", "t_args("] {
             for piece in text.split(marker).skip(1) {
-                if let Some(end) = piece.find('"') {
-                    out.push(piece[..end].to_owned());
+                let piece = piece.trim_start();
+                if let Some(rest) = piece.strip_prefix('"')
+                    && let Some(end) = rest.find('"')
+                {
+                    out.push(rest[..end].to_owned());
                 }
             }
         }
-        for piece in text.split("\"error-").skip(1) {
-            if let Some(end) = piece.find('"') {
-                out.push(format!("error-{}", &piece[..end]));
+        for prefix in ["error-", "scope-"] {
+            for piece in text.split(&format!("\"{prefix}")).skip(1) {
+                if let Some(end) = piece.find('"') {
+                    out.push(format!("{prefix}{}", &piece[..end]));
+                }
             }
         }
         out.retain(|k| {

@@ -20,7 +20,10 @@ use crate::store::App;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/oauth/clients", post(create).get(list))
-        .route("/oauth/clients/{id}", get(show).patch(update).delete(remove))
+        .route(
+            "/oauth/clients/{id}",
+            get(show).patch(update).delete(remove),
+        )
         .route("/oauth/clients/{id}/secret", post(reset_secret))
         .route("/oauth/clients/{id}/revoke_tokens", post(revoke_tokens))
 }
@@ -48,7 +51,10 @@ pub fn client_json(app: &App, secret: Option<&Secret>) -> Value {
 pub fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -56,7 +62,9 @@ impl From<AppsError> for ApiError {
     fn from(e: AppsError) -> Self {
         match e {
             AppsError::NotFound => ApiError::NotFound,
-            AppsError::NameLocked => ApiError::Forbidden("this app is verified: only an administrator can rename it"),
+            AppsError::NameLocked => {
+                ApiError::Forbidden("this app is verified: only an administrator can rename it")
+            }
             AppsError::Invalid(fields) => ApiError::Validation(fields),
             AppsError::NoSecret => ApiError::BadRequest("public apps have no client secret".into()),
             AppsError::Database(e) => ApiError::Database(e),
@@ -134,7 +142,10 @@ pub fn input_of(app: &App) -> AppInput {
 fn origin(headers: &HeaderMap) -> Origin<'_> {
     Origin {
         ip: "",
-        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or(""),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
     }
 }
 
@@ -154,8 +165,19 @@ async fn create(
         ..Default::default()
     };
     let input = body.over(defaults);
-    let (app, secret) = apps::create(&state.store, &caller.user, &input, default_ttl(&state), origin(&headers)).await?;
-    Ok((StatusCode::CREATED, axum::Json(client_json(&app, secret.as_ref()))).into_response())
+    let (app, secret) = apps::create(
+        &state.store,
+        &caller.user,
+        &input,
+        default_ttl(&state),
+        origin(&headers),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(client_json(&app, secret.as_ref())),
+    )
+        .into_response())
 }
 
 async fn list(State(state): State<AppState>, caller: ApiUser) -> Result<Response, ApiError> {
@@ -165,7 +187,11 @@ async fn list(State(state): State<AppState>, caller: ApiUser) -> Result<Response
     Ok(axum::Json(json!({ "clients": clients })).into_response())
 }
 
-async fn show(State(state): State<AppState>, caller: ApiUser, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    caller: ApiUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     caller.require_scope("apps")?;
     let app = apps::find(&state.store, &caller.user, &id).await?;
     Ok(axum::Json(client_json(&app, None)).into_response())
@@ -181,7 +207,15 @@ async fn update(
     caller.require_scope("apps")?;
     let app = apps::find(&state.store, &caller.user, &id).await?;
     let input = body.over(input_of(&app));
-    let (app, secret) = apps::update(&state.store, &caller.user, &app, &input, default_ttl(&state), origin(&headers)).await?;
+    let (app, secret) = apps::update(
+        &state.store,
+        &caller.user,
+        &app,
+        &input,
+        default_ttl(&state),
+        origin(&headers),
+    )
+    .await?;
     Ok(axum::Json(client_json(&app, secret.as_ref())).into_response())
 }
 
@@ -218,5 +252,8 @@ async fn revoke_tokens(
     caller.require_scope("apps")?;
     let app = apps::find(&state.store, &caller.user, &id).await?;
     let revoked = apps::revoke_tokens(&state.store, &caller.user, &app, origin(&headers)).await?;
-    Ok(axum::Json(json!({"revoked_tokens": revoked.tokens, "revoked_grants": revoked.grants})).into_response())
+    Ok(
+        axum::Json(json!({"revoked_tokens": revoked.tokens, "revoked_grants": revoked.grants}))
+            .into_response(),
+    )
 }

@@ -36,12 +36,17 @@ enum Report {
     Wrapped { tokens: Vec<Item> },
 }
 
-async fn report(State(state): State<AppState>, ApiJson(report): ApiJson<Report>) -> Result<Response, ApiError> {
+async fn report(
+    State(state): State<AppState>,
+    ApiJson(report): ApiJson<Report>,
+) -> Result<Response, ApiError> {
     let items = match report {
         Report::List(items) | Report::Wrapped { tokens: items } => items,
     };
     if items.len() > MAX_ITEMS {
-        return Err(ApiError::BadRequest(format!("report at most {MAX_ITEMS} strings at a time")));
+        return Err(ApiError::BadRequest(format!(
+            "report at most {MAX_ITEMS} strings at a time"
+        )));
     }
     let received = items.len();
     for item in items {
@@ -50,7 +55,9 @@ async fn report(State(state): State<AppState>, ApiJson(report): ApiJson<Report>)
             Item::Object { token, url } => (token, url),
         };
         // Shape and checksum first: random strings never reach the database.
-        let Some((kind, found)) = secret::classify(text.trim()) else { continue };
+        let Some((kind, found)) = secret::classify(text.trim()) else {
+            continue;
+        };
         if let Some(hit) = state.store.revoke_leaked(kind, &found, now()).await? {
             tracing::warn!(kind = hit.kind, subject = %hit.subject, "revoked a secret reported as leaked");
             let event = AuditEvent::new(AuditKind::LeakRevoked, &hit.subject)

@@ -16,6 +16,10 @@ pub fn router() -> Router<AppState> {
         .merge(clients::router())
         .merge(leaked::router())
         .method_not_allowed_fallback(|| async {
-            json_error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "this endpoint does not accept that method")
+            json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request",
+                "this endpoint does not accept that method",
+            )
         })
 }

@@ -44,17 +44,28 @@ pub enum ApiError {
 }
 
 fn body(status: StatusCode, error: &str, description: &str) -> Response {
-    (status, axum::Json(json!({"error": error, "error_description": description}))).into_response()
+    (
+        status,
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            ApiError::BadRequest(description) => body(StatusCode::BAD_REQUEST, "invalid_request", &description),
+            ApiError::BadRequest(description) => {
+                body(StatusCode::BAD_REQUEST, "invalid_request", &description)
+            }
             ApiError::Validation(errors) => {
                 let fields: serde_json::Map<String, serde_json::Value> = errors
                     .iter()
-                    .map(|e| (e.field.to_owned(), json!(crate::i18n::Lang::En.t(e.message))))
+                    .map(|e| {
+                        (
+                            e.field.to_owned(),
+                            json!(crate::i18n::Lang::En.t(e.message)),
+                        )
+                    })
                     .collect();
                 let description = errors
                     .iter()
@@ -68,13 +79,23 @@ impl IntoResponse for ApiError {
                     .into_response()
             }
             ApiError::Unauthorized => {
-                let mut r = body(StatusCode::UNAUTHORIZED, "unauthorized", "authentication required");
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"latchkey\""));
+                let mut r = body(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "authentication required",
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"latchkey\""),
+                );
                 r
             }
             ApiError::InvalidToken => {
-                let mut r = body(StatusCode::UNAUTHORIZED, "invalid_token", "the access token is invalid, expired or revoked");
+                let mut r = body(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_token",
+                    "the access token is invalid, expired or revoked",
+                );
                 r.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"latchkey\", error=\"invalid_token\""),
@@ -94,7 +115,9 @@ impl IntoResponse for ApiError {
                 }
                 r
             }
-            ApiError::Forbidden(description) => body(StatusCode::FORBIDDEN, "forbidden", description),
+            ApiError::Forbidden(description) => {
+                body(StatusCode::FORBIDDEN, "forbidden", description)
+            }
             ApiError::NotFound => body(StatusCode::NOT_FOUND, "not_found", "no such resource"),
             ApiError::UnsupportedMediaType => body(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -102,7 +125,11 @@ impl IntoResponse for ApiError {
                 "send the body as application/json",
             ),
             ApiError::TooManyRequests { retry_after } => {
-                let mut r = body(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; retry later");
+                let mut r = body(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many requests; retry later",
+                );
                 if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
                     r.headers_mut().insert(header::RETRY_AFTER, v);
                 }
@@ -110,11 +137,19 @@ impl IntoResponse for ApiError {
             }
             ApiError::Database(e) => {
                 tracing::error!(error = %e, "database error while serving an API request");
-                body(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
+                body(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "internal error",
+                )
             }
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, "internal error while serving an API request");
-                body(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
+                body(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "internal error",
+                )
             }
         }
     }
@@ -133,16 +168,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| {
-                let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-                ct == "application/json" || (ct.starts_with("application/") && ct.ends_with("+json"))
+                let ct = ct
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                ct == "application/json"
+                    || (ct.starts_with("application/") && ct.ends_with("+json"))
             });
         if !is_json {
             return Err(ApiError::UnsupportedMediaType.into_response());
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(IntoResponse::into_response)?;
-        serde_json::from_slice(&bytes)
-            .map(ApiJson)
-            .map_err(|e| ApiError::BadRequest(format!("the JSON body is not valid: {e}")).into_response())
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        serde_json::from_slice(&bytes).map(ApiJson).map_err(|e| {
+            ApiError::BadRequest(format!("the JSON body is not valid: {e}")).into_response()
+        })
     }
 }
 
@@ -166,7 +209,9 @@ fn same_origin(parts: &Parts, issuer: &str) -> bool {
         .headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
-        .is_none_or(|origin| url::Url::parse(issuer).is_ok_and(|i| i.origin().ascii_serialization() == origin));
+        .is_none_or(|origin| {
+            url::Url::parse(issuer).is_ok_and(|i| i.origin().ascii_serialization() == origin)
+        });
     fetch_site_ok && origin_ok
 }
 
@@ -199,11 +244,15 @@ impl ApiUser {
 impl FromRequestParts<AppState> for ApiUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if parts.headers.contains_key(header::AUTHORIZATION) {
             let token = bearer_token(parts).ok_or(ApiError::InvalidToken)?;
             // The checksum is verified before any database look-up.
-            let pat = secret::parse(TokenKind::PersonalAccessToken, token).ok_or(ApiError::InvalidToken)?;
+            let pat = secret::parse(TokenKind::PersonalAccessToken, token)
+                .ok_or(ApiError::InvalidToken)?;
             let (pat, user) = state
                 .store
                 .authenticate_pat(&pat, now())
@@ -221,7 +270,9 @@ impl FromRequestParts<AppState> for ApiUser {
         if !parts.method.is_safe() && !same_origin(parts, &state.config.issuer) {
             // A session cookie rides along on cross-site requests a page can make; only the
             // site itself may change things with it.
-            return Err(ApiError::Forbidden("cross-site requests with a session cookie are refused"));
+            return Err(ApiError::Forbidden(
+                "cross-site requests with a session cookie are refused",
+            ));
         }
         if let Some(cookie) = jar.get(state.cookies.session)
             && let Some(session) = state.store.session(cookie.value(), now()).await?

@@ -16,7 +16,12 @@ pub struct LeakHit {
 impl Store {
     /// Revoke `secret` if it is live. Client secrets are removed (the app must reset its
     /// secret); tokens are revoked; a refresh token takes its whole chain with it.
-    pub async fn revoke_leaked(&self, kind: TokenKind, secret: &Secret, now: i64) -> Result<Option<LeakHit>, sqlx::Error> {
+    pub async fn revoke_leaked(
+        &self,
+        kind: TokenKind,
+        secret: &Secret,
+        now: i64,
+    ) -> Result<Option<LeakHit>, sqlx::Error> {
         let hash = secret.hash();
         let hit = match kind {
             TokenKind::ClientSecret => sqlx::query(

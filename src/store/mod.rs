@@ -2,7 +2,7 @@
 //! flags) runs on the embedded SQLite default and on PostgreSQL. Each use case is one method.
 
 mod apps;
-mod audit;
+pub mod audit;
 mod leaks;
 mod pats;
 mod sessions;

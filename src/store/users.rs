@@ -135,6 +135,22 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// A disabled user cannot sign in, and their sessions and tokens stop working.
+    pub async fn set_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE users SET disabled = $1, updated_at = $2 WHERE id = $3")
+            .bind(flag(disabled))
+            .bind(now)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn set_trust_level(
         &self,
         user_id: &str,

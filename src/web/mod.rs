@@ -1,5 +1,7 @@
 //! Server-rendered pages: home, accounts, settings, the stylesheet and the language switcher.
 
+mod admin;
+mod apps;
 mod auth;
 mod settings;
 
@@ -21,9 +23,12 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/static/style.css", get(stylesheet))
+        .route("/static/app.js", get(script))
         .route("/lang/{code}", get(switch_language))
         .merge(auth::router())
         .merge(settings::router())
+        .merge(apps::router())
+        .merge(admin::router())
         .fallback(not_found)
 }
 
@@ -71,6 +76,26 @@ async fn stylesheet() -> impl IntoResponse {
         ],
         include_str!("../../static/style.css"),
     )
+}
+
+/// Progressive enhancement only (copy buttons); every page works without it.
+async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/app.js"),
+    )
+}
+
+/// A unix time for pages: `2026-11-23 14:05 UTC`.
+pub(crate) fn fmt_time(unix: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
 }
 
 #[derive(Deserialize)]

@@ -2,15 +2,16 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::{field_error, render};
+use super::{field_error, fmt_time, render};
 use crate::app::AppState;
 use crate::domain::password;
+use crate::domain::scope::{self, Scopes};
 use crate::domain::user::{FieldError, Profile, User, parse_text, parse_timezone};
 use crate::http::{CsrfForm, Ctx, PageError};
 use crate::store::{AuditEvent, AuditKind, now};
@@ -26,6 +27,11 @@ pub fn router() -> Router<AppState> {
             "/settings/password",
             post(change_password).get(back_to_settings),
         )
+        .route("/settings/tokens", post(create_token).get(back_to_settings))
+        .route(
+            "/settings/tokens/{id}/revoke",
+            post(revoke_token).get(back_to_settings),
+        )
 }
 
 async fn back_to_settings() -> Redirect {
@@ -39,6 +45,22 @@ struct ProfileField {
     value: String,
 }
 
+/// A personal access token as listed on the page.
+struct TokenRow {
+    id: String,
+    name: String,
+    scopes: String,
+    created: String,
+    last_used: String,
+    expires: String,
+    live: bool,
+}
+
+struct ScopeChoice {
+    name: &'static str,
+    description: String,
+}
+
 #[derive(Template)]
 #[template(path = "settings.html")]
 struct SettingsPage {
@@ -47,9 +69,55 @@ struct SettingsPage {
     notice: Option<String>,
     profile_fields: Vec<ProfileField>,
     errors: Vec<FieldError>,
+    tokens: Vec<TokenRow>,
+    /// A token just created: shown once.
+    new_token: Option<String>,
+    token_name: String,
 }
 
 impl SettingsPage {
+    /// The page for `user`, with `profile` in the form (the stored one, or what was typed).
+    async fn load(
+        state: &AppState,
+        ctx: Ctx,
+        user: &User,
+        profile: &Profile,
+    ) -> Result<Self, PageError> {
+        let t = now();
+        let never = ctx.t("never");
+        let tokens = state
+            .store
+            .pats_of_user(&user.id)
+            .await?
+            .into_iter()
+            .map(|p| TokenRow {
+                live: p.live(t),
+                id: p.id,
+                name: p.name,
+                scopes: p.scopes.to_string(),
+                created: fmt_time(p.created_at),
+                last_used: p
+                    .last_used_at
+                    .map(fmt_time)
+                    .unwrap_or_else(|| never.clone()),
+                expires: p.expires_at.map(fmt_time).unwrap_or_else(|| never.clone()),
+            })
+            .collect();
+        let mut page = SettingsPage::new(ctx, user, profile);
+        page.tokens = tokens;
+        Ok(page)
+    }
+
+    fn token_scopes(&self) -> Vec<ScopeChoice> {
+        scope::PAT_SCOPES
+            .iter()
+            .map(|&name| ScopeChoice {
+                name,
+                description: self.ctx.t(scope::description_key(name)),
+            })
+            .collect()
+    }
+
     fn new(ctx: Ctx, user: &User, profile: &Profile) -> Self {
         let field = |name, label, autocomplete, value: &str| ProfileField {
             name,
@@ -90,6 +158,9 @@ impl SettingsPage {
                 field("timezone", "field-timezone", "off", &profile.timezone),
             ],
             errors: Vec::new(),
+            tokens: Vec::new(),
+            new_token: None,
+            token_name: String::new(),
             ctx,
         }
     }
@@ -116,14 +187,19 @@ struct Saved {
     saved: Option<String>,
 }
 
-async fn settings_page(ctx: Ctx, Query(q): Query<Saved>) -> Result<Response, PageError> {
+async fn settings_page(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Query(q): Query<Saved>,
+) -> Result<Response, PageError> {
     let user = ctx.require_user()?.clone();
     let notice = match q.saved.as_deref() {
         Some("profile") => Some(ctx.t("settings-profile-saved")),
         Some("password") => Some(ctx.t("settings-password-changed")),
+        Some("token-revoked") => Some(ctx.t("tokens-revoked")),
         _ => None,
     };
-    let mut page = SettingsPage::new(ctx, &user, &profile_of(&user));
+    let mut page = SettingsPage::load(&state, ctx, &user, &profile_of(&user)).await?;
     page.notice = notice;
     render(page)
 }
@@ -191,7 +267,7 @@ async fn save_profile(
                 github_username: form.github_username,
                 timezone: form.timezone,
             };
-            let mut page = SettingsPage::new(ctx, &user, &typed);
+            let mut page = SettingsPage::load(&state, ctx, &user, &typed).await?;
             page.errors = errors;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, render(page)?).into_response())
         }
@@ -229,7 +305,7 @@ async fn change_password(
         }
     }
     if !errors.is_empty() {
-        let mut page = SettingsPage::new(ctx, &user, &profile_of(&user));
+        let mut page = SettingsPage::load(&state, ctx, &user, &profile_of(&user)).await?;
         page.errors = errors;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(page)?).into_response());
     }
@@ -251,4 +327,95 @@ async fn change_password(
         )
         .await?;
     Ok(Redirect::to("/settings?saved=password").into_response())
+}
+
+/// Lifetimes offered for new tokens, in days (`0` = no expiry).
+const TOKEN_LIFETIMES: [u32; 5] = [30, 90, 365, 7, 0];
+
+async fn create_token(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    CsrfForm(pairs): CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let user = ctx.require_user()?.clone();
+    let get = |key: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let typed_name = get("token_name").unwrap_or("").to_owned();
+    let mut errors = Vec::new();
+    let name = match parse_text("token_name", &typed_name, 100) {
+        Ok(name) if !name.is_empty() => name,
+        Ok(_) => {
+            errors.push(FieldError::new("token_name", "error-required"));
+            String::new()
+        }
+        Err(e) => {
+            errors.push(e);
+            String::new()
+        }
+    };
+    let scopes = Scopes::from_names(
+        pairs
+            .iter()
+            .filter(|(k, _)| k == "token_scopes")
+            .map(|(_, v)| v.as_str()),
+        &scope::PAT_SCOPES,
+    );
+    let scopes = match scopes {
+        Ok(s) if !s.is_empty() => s,
+        _ => {
+            errors.push(FieldError::new("token_scopes", "error-token-scopes"));
+            Scopes::default()
+        }
+    };
+    let days: u32 = get("expires_in_days")
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(u32::MAX);
+    if !TOKEN_LIFETIMES.contains(&days) {
+        return Err(PageError::BadRequest);
+    }
+    if !errors.is_empty() {
+        let mut page = SettingsPage::load(&state, ctx, &user, &profile_of(&user)).await?;
+        page.errors = errors;
+        page.token_name = typed_name;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(page)?).into_response());
+    }
+    let t = now();
+    let expires_at = (days > 0).then(|| t + i64::from(days) * 24 * 3600);
+    let (pat, token) = state
+        .store
+        .create_pat(&user.id, &name, &scopes, expires_at, t)
+        .await?;
+    let event = AuditEvent::new(AuditKind::PatCreated, &user.email)
+        .from(&ctx)
+        .by(&user.id)
+        .details(serde_json::json!({"pat": pat.id, "scopes": pat.scopes.to_string()}));
+    state.store.audit(event, t).await?;
+    let mut page = SettingsPage::load(&state, ctx, &user, &profile_of(&user)).await?;
+    page.new_token = Some(token.expose().to_owned());
+    render(page)
+}
+
+#[derive(Deserialize)]
+struct Empty {}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, PageError> {
+    let user = ctx.require_user()?.clone();
+    if !state.store.revoke_pat(&user.id, &id, now()).await? {
+        return Err(PageError::NotFound);
+    }
+    let event = AuditEvent::new(AuditKind::PatRevoked, &user.email)
+        .from(&ctx)
+        .by(&user.id)
+        .details(serde_json::json!({"pat": id}));
+    state.store.audit(event, now()).await?;
+    Ok(Redirect::to("/settings?saved=token-revoked").into_response())
 }

@@ -298,7 +298,12 @@ impl TestApp {
     }
 
     /// A new user (admin or not) and a personal access token with `scopes` for them.
-    pub async fn user_with_pat(&self, email: &str, scopes: &str, admin: bool) -> (latchkey::domain::user::User, String) {
+    pub async fn user_with_pat(
+        &self,
+        email: &str,
+        scopes: &str,
+        admin: bool,
+    ) -> (latchkey::domain::user::User, String) {
         let now = latchkey::store::now();
         let user = self
             .store
@@ -313,21 +318,38 @@ impl TestApp {
             )
             .await
             .expect("create user");
-        let scopes = latchkey::domain::scope::Scopes::parse(scopes, &latchkey::domain::scope::PAT_SCOPES).unwrap();
-        let (_, token) = self.store.create_pat(&user.id, "test", &scopes, None, now).await.expect("pat");
+        let scopes =
+            latchkey::domain::scope::Scopes::parse(scopes, &latchkey::domain::scope::PAT_SCOPES)
+                .unwrap();
+        let (_, token) = self
+            .store
+            .create_pat(&user.id, "test", &scopes, None, now)
+            .await
+            .expect("pat");
         (user, token.expose().to_owned())
     }
 
     /// Send `body` as JSON with a bearer token; returns (status, JSON body or Null).
-    pub async fn api(&self, method: reqwest::Method, path: &str, token: &str, body: Option<serde_json::Value>) -> (StatusCode, serde_json::Value) {
-        let mut request = reqwest::Client::new().request(method, self.url(path)).bearer_auth(token);
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut request = reqwest::Client::new()
+            .request(method, self.url(path))
+            .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
         }
         let response = request.send().await.expect("request");
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     pub async fn audit_kinds(&self) -> Vec<String> {
