@@ -213,6 +213,72 @@ on_both_backends! {
         server.child.kill().await.unwrap();
     }
 
+    async fn client_and_pat_commands_print_the_api_objects(backend) {
+        let db = TestDb::new(&backend).await;
+        let (code, _, err) = run(&db, &["user", "create", "--email", "dev@example.com", "--name", "Dev"], "correct horse battery\n").await;
+        assert_eq!(code, 0, "{err}");
+
+        let (code, out, err) = run(
+            &db,
+            &[
+                "client", "create", "--owner", "dev@example.com", "--name", "CLI App",
+                "--redirect-uri", "https://cli.example/cb", "--redirect-uri", "http://127.0.0.1/cb",
+                "--scopes", "profile read", "--homepage-url", "https://cli.example", "--json",
+            ],
+            "",
+        )
+        .await;
+        assert_eq!(code, 0, "{err}");
+        let client: Value = serde_json::from_str(out.trim()).unwrap();
+        let mut keys: Vec<_> = client.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["client_id", "client_secret", "confidential", "created_at", "homepage_url", "id", "name", "redirect_uri", "redirect_uris", "scopes", "verified"]
+        );
+        assert_eq!(client["redirect_uris"], serde_json::json!(["https://cli.example/cb", "http://127.0.0.1/cb"]));
+        assert_eq!(client["scopes"], serde_json::json!(["profile", "read"]));
+        let client_id = client["client_id"].as_str().unwrap().to_owned();
+
+        let (code, out, _) = run(&db, &["client", "create", "--owner", "dev@example.com", "--name", "Native", "--redirect-uri", "com.example.native:/cb", "--public", "--json"], "").await;
+        assert_eq!(code, 0);
+        let public: Value = serde_json::from_str(out.trim()).unwrap();
+        assert!(public.get("client_secret").is_none());
+        assert_eq!(public["confidential"], false);
+
+        let (code, _, err) = run(&db, &["client", "create", "--owner", "dev@example.com", "--name", "Bad", "--redirect-uri", "http://evil.example/cb"], "").await;
+        assert_ne!(code, 0);
+        assert!(err.contains("redirect_uris"), "{err}");
+
+        let (code, out, _) = run(&db, &["client", "verify", &client_id], "").await;
+        assert_eq!(code, 0);
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["verified"], true);
+        let (_, out, _) = run(&db, &["client", "list", "--json"], "").await;
+        let list: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(list["clients"].as_array().unwrap().len(), 2);
+        assert!(list["clients"].as_array().unwrap().iter().any(|c| c["client_id"] == client_id.as_str() && c["verified"] == true));
+        assert!(list["clients"].as_array().unwrap().iter().all(|c| c.get("client_secret").is_none()));
+        let (code, out, _) = run(&db, &["client", "unverify", &client_id], "").await;
+        assert_eq!(code, 0);
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["verified"], false);
+
+        let (code, out, err) = run(&db, &["pat", "create", "--email", "dev@example.com", "--scopes", "apps read", "--name", "ci", "--json"], "").await;
+        assert_eq!(code, 0, "{err}");
+        let pat: Value = serde_json::from_str(out.trim()).unwrap();
+        assert!(pat["token"].as_str().unwrap().starts_with("lk_pat_"));
+        assert_eq!(pat["scopes"], serde_json::json!(["read", "apps"]));
+        assert!(uuid::Uuid::parse_str(pat["id"].as_str().unwrap()).is_ok());
+        let (code, _, err) = run(&db, &["pat", "create", "--email", "dev@example.com", "--scopes", "openid"], "").await;
+        assert_ne!(code, 0);
+        assert!(err.contains("openid"), "{err}");
+
+        let (code, _, _) = run(&db, &["client", "delete", &client_id], "").await;
+        assert_eq!(code, 0);
+        let (code, _, err) = run(&db, &["client", "delete", &client_id], "").await;
+        assert_ne!(code, 0);
+        assert!(err.contains("no such app"), "{err}");
+    }
+
     async fn migrate_is_idempotent(backend) {
         let db = TestDb::new(&backend).await;
         for _ in 0..2 {
