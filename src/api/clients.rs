@@ -187,13 +187,18 @@ async fn list(State(state): State<AppState>, caller: ApiUser) -> Result<Response
     Ok(axum::Json(json!({ "clients": clients })).into_response())
 }
 
+/// The app `id`, if the caller's credential has the `apps` scope and the caller may manage it.
+async fn managed(state: &AppState, caller: &ApiUser, id: &str) -> Result<App, ApiError> {
+    caller.require_scope("apps")?;
+    Ok(apps::find(&state.store, &caller.user, id).await?)
+}
+
 async fn show(
     State(state): State<AppState>,
     caller: ApiUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    caller.require_scope("apps")?;
-    let app = apps::find(&state.store, &caller.user, &id).await?;
+    let app = managed(&state, &caller, &id).await?;
     Ok(axum::Json(client_json(&app, None)).into_response())
 }
 
@@ -204,8 +209,7 @@ async fn update(
     headers: HeaderMap,
     ApiJson(body): ApiJson<ClientBody>,
 ) -> Result<Response, ApiError> {
-    caller.require_scope("apps")?;
-    let app = apps::find(&state.store, &caller.user, &id).await?;
+    let app = managed(&state, &caller, &id).await?;
     let input = body.over(input_of(&app));
     let (app, secret) = apps::update(
         &state.store,
@@ -225,8 +229,7 @@ async fn remove(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller.require_scope("apps")?;
-    let app = apps::find(&state.store, &caller.user, &id).await?;
+    let app = managed(&state, &caller, &id).await?;
     apps::delete(&state.store, &caller.user, &app, origin(&headers)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -237,8 +240,7 @@ async fn reset_secret(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller.require_scope("apps")?;
-    let app = apps::find(&state.store, &caller.user, &id).await?;
+    let app = managed(&state, &caller, &id).await?;
     let secret = apps::reset_secret(&state.store, &caller.user, &app, origin(&headers)).await?;
     Ok(axum::Json(client_json(&app, Some(&secret))).into_response())
 }
@@ -249,8 +251,7 @@ async fn revoke_tokens(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller.require_scope("apps")?;
-    let app = apps::find(&state.store, &caller.user, &id).await?;
+    let app = managed(&state, &caller, &id).await?;
     let revoked = apps::revoke_tokens(&state.store, &caller.user, &app, origin(&headers)).await?;
     Ok(
         axum::Json(json!({"revoked_tokens": revoked.tokens, "revoked_grants": revoked.grants}))

@@ -14,6 +14,7 @@ use crate::app::AppState;
 use crate::domain::scope::Scopes;
 use crate::domain::secret::{self, TokenKind};
 use crate::domain::user::{FieldError, User};
+use crate::http::error::json_error as body;
 use crate::store::now;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,14 +42,6 @@ pub enum ApiError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
-}
-
-fn body(status: StatusCode, error: &str, description: &str) -> Response {
-    (
-        status,
-        axum::Json(json!({"error": error, "error_description": description})),
-    )
-        .into_response()
 }
 
 impl IntoResponse for ApiError {

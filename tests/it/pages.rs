@@ -49,6 +49,18 @@ on_both_backends! {
         assert_eq!(app.get(&client, "/lang/xx").await.status, StatusCode::NOT_FOUND);
     }
 
+    async fn every_page_has_a_plain_text_title(backend) {
+        let app = spawn_app(&backend).await;
+        let client = app.signed_in("tia@example.com").await;
+        for path in ["/", "/settings", "/oauth/applications", "/oauth/applications/new", "/nope"] {
+            let page = app.get(&client, path).await;
+            let start = page.body.find("<title>").expect("a title") + "<title>".len();
+            let title = &page.body[start..start + page.body[start..].find("</title>").unwrap()];
+            assert!(!title.contains('<') && title.len() < 120, "{path}: {title}");
+            assert!(title.ends_with("· latchkey"), "{path}: {title}");
+        }
+    }
+
     async fn signed_in_russian_pages_and_errors(backend) {
         let app = spawn_app(&backend).await;
         let client = app.signed_in("ola@example.com").await;
