@@ -118,11 +118,19 @@ on_both_backends! {
         for (client, form_page, signed) in [(&anonymous, "/login", false), (&signed_in, "/settings", true)] {
             let csrf = app.get(client, form_page).await.csrf();
             for (method, path, content_type, body) in cases(&csrf) {
+                let oversized = body.len() > 1024 * 1024;
                 let mut request = client.request(method.clone(), app.url(&path)).body(body);
                 if !content_type.is_empty() {
                     request = request.header("content-type", content_type);
                 }
-                let page = Page::from(request.send().await.expect("request")).await;
+                let response = match request.send().await {
+                    Ok(response) => response,
+                    // A body over the 1 MiB limit is answered 413 before it has all been sent;
+                    // the server then closes the connection, and the client may see only that.
+                    Err(e) if oversized && e.is_request() => continue,
+                    Err(e) => panic!("{method} {path}: {e}"),
+                };
+                let page = Page::from(response).await;
                 let status = page.status;
                 // Junk in a GET's query may be ignored (a bad `return_to` becomes `/`); every
                 // malformed write must be refused.
