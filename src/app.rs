@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::http::ratelimit::Limiter;
 use crate::http::{self, CookieNames};
 use crate::store::{Store, now};
-use crate::{api, ops, web};
+use crate::{api, oauth, ops, web};
 
 /// Everything a handler may need. Cheap to clone.
 #[derive(Clone)]
@@ -29,6 +29,8 @@ pub struct AppState {
     pub cookies: Arc<CookieNames>,
     pub login_limiter: Limiter,
     pub metrics: PrometheusHandle,
+    /// Parsed ID-token signing keys.
+    pub keys: oauth::keys::KeyCache,
 }
 
 impl AppState {
@@ -40,6 +42,7 @@ impl AppState {
             store,
             login_limiter,
             metrics: http::metrics::handle(),
+            keys: oauth::keys::KeyCache::default(),
         }
     }
 }
@@ -49,6 +52,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     // Browser pages: CSRF cookie, translated error pages, never cached.
     let pages = web::router()
+        .merge(oauth::page_router())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             http::error::render_error_pages,
@@ -63,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages)
         .merge(ops::router())
         .merge(api::router())
+        .merge(oauth::api_router())
         .with_state(state.clone());
     let router = http::headers::apply(router, state.config.https());
     router

@@ -46,6 +46,37 @@ pub enum Command {
     /// Personal access tokens.
     #[command(subcommand)]
     Pat(PatCommand),
+    /// ID-token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// OAuth tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Generate a new signing key; older keys stay published until retired.
+    Rotate {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List signing keys.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop publishing a key that no longer signs.
+    Retire { kid: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Revoke an access or refresh token (a refresh token takes its whole chain).
+    Revoke {
+        /// The token itself; read from standard input when omitted.
+        token: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -173,6 +204,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => user_command(&store, cmd).await,
         Command::Client(cmd) => client_command(&store, &config, cmd).await,
         Command::Pat(cmd) => pat_command(&store, cmd).await,
+        Command::Keys(cmd) => keys_command(&store, cmd).await,
+        Command::Token(cmd) => token_command(&store, cmd).await,
     }
 }
 
@@ -197,6 +230,7 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         );
     }
     announce_setup_link(&config, &store).await?;
+    crate::oauth::keys::ensure_key(&store).await?;
     // Compute the stand-in hash for unknown emails now, not during the first sign-in.
     tokio::task::spawn_blocking(password::dummy_hash);
     let listener = tokio::net::TcpListener::bind(config.bind)
@@ -525,6 +559,94 @@ async fn pat_command(store: &Store, cmd: PatCommand) -> anyhow::Result<()> {
             } else {
                 println!("{}", token.expose());
             }
+        }
+    }
+    Ok(())
+}
+
+fn key_json(key: &crate::store::SigningKey) -> serde_json::Value {
+    json!({
+        "kid": key.kid,
+        "alg": key.alg,
+        "created_at": crate::api::rfc3339(key.created_at),
+        "active": key.active,
+        "retired": key.retired_at.is_some(),
+    })
+}
+
+async fn keys_command(store: &Store, cmd: KeysCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeysCommand::Rotate { json } => {
+            let key = crate::oauth::keys::rotate(store).await?;
+            if json {
+                println!("{}", key_json(&key));
+            } else {
+                println!(
+                    "new signing key {} (older keys stay published until retired)",
+                    key.kid
+                );
+            }
+        }
+        KeysCommand::List { json } => {
+            let keys = store.signing_keys().await?;
+            if json {
+                let list: Vec<_> = keys.iter().map(key_json).collect();
+                println!("{}", json!({ "keys": list }));
+            } else {
+                for key in &keys {
+                    let state = if key.active {
+                        "signing"
+                    } else if key.retired_at.is_some() {
+                        "retired"
+                    } else {
+                        "published"
+                    };
+                    println!(
+                        "{}  {}  {}  {}",
+                        key.kid,
+                        key.alg,
+                        crate::api::rfc3339(key.created_at),
+                        state
+                    );
+                }
+            }
+        }
+        KeysCommand::Retire { kid } => {
+            if !store.retire_signing_key(&kid, now()).await? {
+                bail!("no published key {kid} that is not the signing key");
+            }
+            println!("{}", json!({"retired": kid}));
+        }
+    }
+    Ok(())
+}
+
+async fn token_command(store: &Store, cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Revoke { token } => {
+            let text = match token {
+                Some(t) => t,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin().lock().read_line(&mut line)?;
+                    line.trim().to_owned()
+                }
+            };
+            let secret =
+                crate::domain::secret::parse(crate::domain::secret::TokenKind::AccessToken, &text)
+                    .or_else(|| {
+                        crate::domain::secret::parse(
+                            crate::domain::secret::TokenKind::RefreshToken,
+                            &text,
+                        )
+                    })
+                    .context("not an access or refresh token")?;
+            let info = store
+                .token_info(&secret, now())
+                .await?
+                .context("no such token")?;
+            let revoked = store.revoke_token(&info, &secret, now()).await?;
+            println!("{}", json!({"revoked": revoked}));
         }
     }
     Ok(())

@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod i18n;
+pub mod oauth;
 pub mod ops;
 pub mod store;
 pub mod web;

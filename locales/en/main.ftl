@@ -176,3 +176,25 @@ error-redirect-uri-custom-confidential = Custom schemes are only for public (non
 error-scope-unknown = Choose scopes from the list.
 error-token-scopes = Choose at least one scope.
 error-ttl-range = Enter a number of seconds from 1 up to 16 years.
+
+consent-title = Authorize app
+consent-heading = Authorize { $app }?
+consent-unverified = This app has not been verified by the administrators of this server. Only authorize it if you trust its developer.
+consent-app = App
+consent-owner = Developer
+consent-wants = This app will be able to:
+consent-authorize = Authorize
+consent-deny = Deny
+authorize-error-title = This authorization request cannot be completed
+authorize-error-client = The app that sent you here is not registered on this server. Check the link you followed.
+authorize-error-redirect-uri = The app asked to send you back to an address it has not registered, so you were not sent anywhere. Tell the app's developer.
+
+authorized-title = Authorized Applications
+authorized-intro = These apps can act for you within the permissions you gave them.
+authorized-none = You have not authorized any apps.
+authorized-granted = First authorized
+authorized-last-used = Last used
+authorized-from = from { $ip }
+authorized-revoke = Revoke
+authorized-revoked = Access for { $app } was revoked.
+nav-authorized = Authorized apps

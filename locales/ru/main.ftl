@@ -176,3 +176,25 @@ error-redirect-uri-custom-confidential = Собственные схемы — �
 error-scope-unknown = Выберите области доступа из списка.
 error-token-scopes = Выберите хотя бы одну область доступа.
 error-ttl-range = Введите число секунд от 1 до 16 лет.
+
+consent-title = Разрешить доступ приложению
+consent-heading = Разрешить доступ приложению { $app }?
+consent-unverified = Это приложение не проверено администраторами этого сервера. Разрешайте доступ, только если доверяете его разработчику.
+consent-app = Приложение
+consent-owner = Разработчик
+consent-wants = Приложение сможет:
+consent-authorize = Разрешить
+consent-deny = Отклонить
+authorize-error-title = Этот запрос на доступ нельзя выполнить
+authorize-error-client = Приложение, которое направило вас сюда, не зарегистрировано на этом сервере. Проверьте ссылку.
+authorize-error-redirect-uri = Приложение попросило вернуть вас по адресу, который оно не регистрировало, поэтому вы никуда не перенаправлены. Сообщите разработчику приложения.
+
+authorized-title = Разрешённые приложения
+authorized-intro = Эти приложения могут действовать от вашего имени в пределах выданных разрешений.
+authorized-none = Вы ещё не разрешили доступ ни одному приложению.
+authorized-granted = Впервые разрешено
+authorized-last-used = Последнее использование
+authorized-from = с адреса { $ip }
+authorized-revoke = Отозвать
+authorized-revoked = Доступ приложения { $app } отозван.
+nav-authorized = Разрешённые приложения

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use crate::app::AppState;
 use crate::http::error::json_error;
 
-pub use clients::client_json;
+pub use clients::{client_json, rfc3339};
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -74,6 +74,37 @@ fn redirect_uri_error(uri: &str, confidential: bool) -> Option<&'static str> {
     }
 }
 
+/// The registered URI that `requested` names, compared exactly (RFC 6749 §3.1.2.3, RFC 9700
+/// §2.1), except that for loopback IP redirects the port may differ (RFC 8252 §7.3): native
+/// apps listen on whatever port is free. With no `requested`, the only registered URI is used.
+pub fn match_redirect_uri<'a>(
+    registered: &'a [String],
+    requested: Option<&str>,
+) -> Option<&'a str> {
+    let Some(requested) = requested else {
+        return match registered {
+            [only] => Some(only.as_str()),
+            _ => None,
+        };
+    };
+    if let Some(exact) = registered.iter().find(|r| r.as_str() == requested) {
+        return Some(exact);
+    }
+    let asked = Url::parse(requested).ok()?;
+    let loopback_ip = matches!(asked.host(), Some(Host::Ipv4(ip)) if ip.is_loopback())
+        || matches!(asked.host(), Some(Host::Ipv6(ip)) if ip.is_loopback());
+    if asked.scheme() != "http" || !loopback_ip || requested.contains('#') {
+        return None;
+    }
+    registered.iter().map(String::as_str).find(|r| {
+        Url::parse(r).is_ok_and(|mut reg| {
+            let mut asked = asked.clone();
+            // Compare everything but the port.
+            reg.set_port(None).is_ok() && asked.set_port(None).is_ok() && reg == asked
+        })
+    })
+}
+
 /// What an owner submits for an app (from a form, the API or the CLI).
 #[derive(Debug, Clone, Default)]
 pub struct AppInput {
@@ -298,6 +329,50 @@ mod tests {
         assert!(i.validate(3600).is_err());
         i.access_token_ttl = Some(0);
         assert!(i.validate(3600).is_err());
+    }
+
+    #[test]
+    fn redirect_uris_match_exactly_except_loopback_ports() {
+        let reg = vec![
+            "https://a.example/cb".to_owned(),
+            "http://127.0.0.1/cb".to_owned(),
+            "http://[::1]:8080/cb".to_owned(),
+        ];
+        assert_eq!(
+            match_redirect_uri(&reg, Some("https://a.example/cb")),
+            Some("https://a.example/cb")
+        );
+        for bad in [
+            "https://a.example/cb/",
+            "https://a.example/cb?x=1",
+            "https://a.example/CB",
+            "https://a.example:443/cbx",
+            "https://a.example.evil.com/cb",
+            "https://a.example/cb#x",
+            "https://user@a.example/cb",
+            "http://127.0.0.1/cb/../cb2",
+            "http://127.0.0.1:9000/other",
+            "http://localhost:9000/cb",
+        ] {
+            assert_eq!(match_redirect_uri(&reg, Some(bad)), None, "{bad}");
+        }
+        assert_eq!(
+            match_redirect_uri(&reg, Some("http://127.0.0.1:53123/cb")),
+            Some("http://127.0.0.1/cb")
+        );
+        assert_eq!(
+            match_redirect_uri(&reg, Some("http://[::1]:1/cb")),
+            Some("http://[::1]:8080/cb")
+        );
+        assert_eq!(
+            match_redirect_uri(&reg, None),
+            None,
+            "several registered: the request must name one"
+        );
+        assert_eq!(
+            match_redirect_uri(&reg[..1], None),
+            Some("https://a.example/cb")
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod password;
+pub mod pkce;
 pub mod scope;
 pub mod secret;
 pub mod user;

@@ -35,6 +35,9 @@ pub enum PageError {
     CsrfFailed { retry: String },
     #[error("bad request")]
     BadRequest,
+    /// An authorization request that cannot be answered at the client (message key).
+    #[error("authorization request refused")]
+    Authorization(&'static str),
     #[error("unsupported media type")]
     UnsupportedMediaType,
     #[error("too many requests")]
@@ -55,6 +58,7 @@ impl From<askama::Error> for PageError {
 #[derive(Debug, Clone)]
 pub enum ErrorPage {
     Status,
+    Authorization(&'static str),
     RegistrationClosed,
     CsrfFailed { retry: String },
 }
@@ -73,6 +77,9 @@ impl IntoResponse for PageError {
                 (StatusCode::FORBIDDEN, ErrorPage::CsrfFailed { retry })
             }
             PageError::BadRequest => (StatusCode::BAD_REQUEST, ErrorPage::Status),
+            PageError::Authorization(key) => {
+                (StatusCode::BAD_REQUEST, ErrorPage::Authorization(key))
+            }
             PageError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorPage::Status)
             }
@@ -148,7 +155,38 @@ pub async fn render_error_pages(
         .get::<ErrorPage>()
         .cloned()
         .unwrap_or(ErrorPage::Status);
-    let (key, retry) = match page {
+    let (title_key, key, retry) = match page {
+        ErrorPage::Authorization(key) => ("authorize-error-title", key, None),
+        page => {
+            let (key, retry) = status_page(page, status);
+            (key, key, retry)
+        }
+    };
+    let title_key = if title_key == key {
+        format!("{key}-title")
+    } else {
+        title_key.to_owned()
+    };
+    let template = ErrorTemplate {
+        lang,
+        status: status.as_u16(),
+        title: lang.t(&title_key),
+        message: lang.t(key),
+        retry,
+    };
+    let body = template.render().unwrap_or_else(|_| lang.t(key));
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    Response::from_parts(parts, Html(body).into_response().into_body())
+}
+
+/// The message key (and retry link) for an error page chosen by kind and status.
+fn status_page(page: ErrorPage, status: StatusCode) -> (&'static str, Option<String>) {
+    match page {
         ErrorPage::CsrfFailed { retry } => ("error-csrf", Some(retry)),
         ErrorPage::RegistrationClosed => ("error-registration-closed", None),
         ErrorPage::Status => (
@@ -165,20 +203,6 @@ pub async fn render_error_pages(
             },
             None,
         ),
-    };
-    let template = ErrorTemplate {
-        lang,
-        status: status.as_u16(),
-        title: lang.t(&format!("{key}-title")),
-        message: lang.t(key),
-        retry,
-    };
-    let body = template.render().unwrap_or_else(|_| lang.t(key));
-    let (mut parts, _) = response.into_parts();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    Response::from_parts(parts, Html(body).into_response().into_body())
+        ErrorPage::Authorization(key) => (key, None),
+    }
 }

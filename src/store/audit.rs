@@ -29,6 +29,11 @@ pub enum AuditKind {
     PatCreated,
     PatRevoked,
     LeakRevoked,
+    Consent,
+    ConsentDenied,
+    GrantRevoked,
+    CodeReplay,
+    RefreshReuse,
 }
 
 impl AuditKind {
@@ -54,6 +59,11 @@ impl AuditKind {
             AuditKind::PatCreated => "pat_created",
             AuditKind::PatRevoked => "pat_revoked",
             AuditKind::LeakRevoked => "leak_revoked",
+            AuditKind::Consent => "consent",
+            AuditKind::ConsentDenied => "consent_denied",
+            AuditKind::GrantRevoked => "grant_revoked",
+            AuditKind::CodeReplay => "code_replay",
+            AuditKind::RefreshReuse => "refresh_reuse",
         }
     }
 }

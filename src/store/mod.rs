@@ -3,10 +3,13 @@
 
 mod apps;
 pub mod audit;
+mod grants;
+mod keys;
 mod leaks;
 mod pats;
 mod sessions;
 pub mod setup;
+pub mod tokens;
 mod users;
 
 use std::str::FromStr;
@@ -19,6 +22,8 @@ use sqlx::{AnyPool, Executor, SqlSafeStr};
 
 pub use apps::{App, Revoked};
 pub use audit::{AuditEvent, AuditKind};
+pub use grants::Grant;
+pub use keys::SigningKey;
 pub use leaks::LeakHit;
 pub use pats::Pat;
 pub use sessions::Session;

@@ -39,11 +39,13 @@ struct LoginPage {
 #[derive(Deserialize)]
 struct ReturnTo {
     return_to: Option<String>,
+    /// `login` when an app asked for a fresh sign-in (OpenID Connect `prompt=login`).
+    prompt: Option<String>,
 }
 
 async fn login_page(ctx: Ctx, Query(q): Query<ReturnTo>) -> Result<Response, PageError> {
     let return_to = safe_return_to(q.return_to.as_deref());
-    if ctx.user.is_some() {
+    if ctx.user.is_some() && q.prompt.as_deref() != Some("login") {
         return Ok(Redirect::to(&return_to).into_response());
     }
     render(LoginPage {

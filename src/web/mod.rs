@@ -3,11 +3,12 @@
 mod admin;
 mod apps;
 mod auth;
+mod authorized;
 mod settings;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -29,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .merge(settings::router())
         .merge(apps::router())
         .merge(admin::router())
+        .merge(authorized::router())
         .fallback(not_found)
 }
 
@@ -52,7 +54,13 @@ struct HomePage {
     welcome: String,
 }
 
-async fn home(ctx: Ctx) -> Result<Response, PageError> {
+async fn home(ctx: Ctx, RawQuery(query): RawQuery) -> Result<Response, PageError> {
+    // `GET /?response_type=…` is an authorization request sent to the site root.
+    if let Some(query) = query
+        && url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "response_type")
+    {
+        return Ok(Redirect::to(&format!("/oauth/authorize?{query}")).into_response());
+    }
     let welcome = ctx
         .user
         .as_ref()

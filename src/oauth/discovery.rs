@@ -1,0 +1,58 @@
+//! Metadata (OpenID Connect Discovery 1.0, RFC 8414) and the JWKS.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::error::OAuthError;
+use super::keys;
+use crate::app::AppState;
+use crate::domain::scope;
+
+pub fn metadata(issuer: &str) -> Value {
+    json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/oauth/authorize"),
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        "userinfo_endpoint": format!("{issuer}/oauth/userinfo"),
+        "jwks_uri": format!("{issuer}/oauth/jwks"),
+        "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "introspection_endpoint": format!("{issuer}/oauth/introspect"),
+        "scopes_supported": scope::KNOWN,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claims_supported": [
+            "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash",
+            "name", "given_name", "family_name", "display_name", "preferred_username", "zoneinfo",
+            "email", "email_verified"
+        ],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "authorization_response_iss_parameter_supported": true,
+        "ui_locales_supported": ["en", "ru"],
+    })
+}
+
+pub async fn openid_configuration(State(state): State<AppState>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        axum::Json(metadata(&state.config.issuer)),
+    )
+        .into_response()
+}
+
+pub async fn jwks(State(state): State<AppState>) -> Result<Response, OAuthError> {
+    let set = keys::jwks(&state.store).await?;
+    Ok((
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        axum::Json(set),
+    )
+        .into_response())
+}

@@ -1,0 +1,88 @@
+//! Token revocation (RFC 7009) and introspection (RFC 7662).
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::error::{ErrorCode, OAuthError};
+use super::params::{Params, authenticate_client};
+use crate::app::AppState;
+use crate::domain::secret::{self, Secret, TokenKind};
+use crate::store::now;
+
+/// An access or refresh token by its value (personal access tokens are not OAuth tokens here).
+fn oauth_token(text: &str) -> Option<Secret> {
+    secret::parse(TokenKind::AccessToken, text)
+        .or_else(|| secret::parse(TokenKind::RefreshToken, text))
+}
+
+/// Answers 200 whatever the token was (RFC 7009 §2.2), and never touches another app's token.
+pub async fn revoke(State(state): State<AppState>, params: Params) -> Result<Response, OAuthError> {
+    let app = authenticate_client(&state.store, &params).await?;
+    let text = params.require("token")?;
+    if let Some(hint) = params.get("token_type_hint")
+        && !matches!(hint, "access_token" | "refresh_token")
+    {
+        return Err(OAuthError::new(
+            ErrorCode::UnsupportedTokenType,
+            "token_type_hint must be access_token or refresh_token",
+        ));
+    }
+    if let Some(token) = oauth_token(text)
+        && let Some(info) = state.store.token_info(&token, now()).await?
+        && info.app_id == app.id
+    {
+        state.store.revoke_token(&info, &token, now()).await?;
+    }
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(json!({}))).into_response())
+}
+
+/// For confidential apps (resource servers): is this token live, and what does it allow?
+pub async fn introspect(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Response, OAuthError> {
+    let app = authenticate_client(&state.store, &params).await?;
+    if !app.confidential {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "only confidential apps may introspect tokens",
+        ));
+    }
+    let text = params.require("token")?;
+    let inactive = || {
+        (
+            [(header::CACHE_CONTROL, "no-store")],
+            axum::Json(json!({"active": false})),
+        )
+            .into_response()
+    };
+    let Some(token) = oauth_token(text) else {
+        return Ok(inactive());
+    };
+    let Some(info) = state.store.token_info(&token, now()).await? else {
+        return Ok(inactive());
+    };
+    if !info.active {
+        return Ok(inactive());
+    }
+    let mut body = json!({
+        "active": true,
+        "scope": info.scopes.to_string(),
+        "client_id": info.client_id,
+        "token_type": if info.kind == "refresh" { "refresh_token" } else { "Bearer" },
+        "iat": info.created_at,
+        "iss": state.config.issuer,
+    });
+    if let Some(exp) = info.expires_at {
+        body["exp"] = json!(exp);
+    }
+    if let Some(user_id) = &info.user_id
+        && let Some(user) = state.store.user_by_id(user_id).await?
+    {
+        body["sub"] = json!(user.id);
+        body["username"] = json!(user.email);
+    }
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
+}

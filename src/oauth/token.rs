@@ -1,0 +1,283 @@
+//! The token endpoint (`/oauth/token`, alias `/oauth/access_token`): authorization_code,
+//! refresh_token (rotation with a grace window and reuse detection), client_credentials.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::error::{ErrorCode, OAuthError};
+use super::params::{Params, authenticate_client};
+use crate::app::AppState;
+use crate::domain::pkce;
+use crate::domain::scope::{self, Scopes};
+use crate::domain::secret::{self, TokenKind};
+use crate::store::tokens::{CodeOutcome, Issue, IssueSpec, Issued, RefreshOutcome};
+use crate::store::{App, AuditEvent, AuditKind, now};
+
+fn invalid_grant(description: &str) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidGrant, description)
+}
+
+pub async fn token(State(state): State<AppState>, params: Params) -> Result<Response, OAuthError> {
+    let grant_type = params.require("grant_type")?.to_owned();
+    let app = authenticate_client(&state.store, &params).await?;
+    match grant_type.as_str() {
+        "authorization_code" => authorization_code(&state, &app, &params).await,
+        "refresh_token" => refresh_token(&state, &app, &params).await,
+        "client_credentials" => client_credentials(&state, &app, &params).await,
+        _ => Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            "this grant type is not supported",
+        )),
+    }
+}
+
+/// `at_hash`: the left half of SHA-256 of the access token, base64url (OpenID Connect §3.1.3.6).
+fn at_hash(access_token: &str) -> String {
+    let digest = Sha256::digest(access_token.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..16])
+}
+
+#[derive(Serialize)]
+struct IdTokenClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    azp: &'a str,
+    exp: i64,
+    iat: i64,
+    auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    at_hash: String,
+}
+
+/// The success response of RFC 6749 §5.1 with latchkey's `created_at`.
+fn success(issued: &Issued, id_token: Option<String>) -> Response {
+    let mut body = json!({
+        "access_token": issued.access.expose(),
+        "token_type": "Bearer",
+        "expires_in": (issued.access_expires_at - now()).max(0),
+        "scope": issued.scopes.to_string(),
+        "created_at": issued.created_at,
+    });
+    if let Some(refresh) = &issued.refresh {
+        body["refresh_token"] = Value::from(refresh.expose());
+    }
+    if let Some(id_token) = id_token {
+        body["id_token"] = Value::from(id_token);
+    }
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+fn refresh_ttl(state: &AppState, app: &App) -> Option<i64> {
+    app.issue_refresh
+        .then(|| i64::try_from(state.config.refresh_token_ttl.as_secs()).unwrap_or(i64::MAX / 2))
+}
+
+async fn authorization_code(
+    state: &AppState,
+    app: &App,
+    params: &Params,
+) -> Result<Response, OAuthError> {
+    let code_text = params.require("code")?;
+    let Some(code) = secret::parse(TokenKind::AuthorizationCode, code_text) else {
+        return Err(invalid_grant("the code is not valid"));
+    };
+    let redirect_uri = params.get("redirect_uri").map(str::to_owned);
+    let verifier = params.get("code_verifier").map(str::to_owned);
+    let app_id = app.id.clone();
+    let access_ttl = app.access_token_ttl;
+    let refresh = refresh_ttl(state, app);
+    let t = now();
+    let outcome = state
+        .store
+        .exchange_code(&code, t, move |grant| {
+            if grant.app_id != app_id {
+                return Err(invalid_grant("the code was issued to another client"));
+            }
+            // RFC 6749 §4.1.3: redirect_uri must match when the authorization request had it.
+            match (&redirect_uri, grant.redirect_uri_given) {
+                (Some(given), _) if *given != grant.redirect_uri => {
+                    return Err(invalid_grant(
+                        "redirect_uri does not match the authorization request",
+                    ));
+                }
+                (None, true) => return Err(invalid_grant("redirect_uri is required")),
+                _ => {}
+            }
+            match (&grant.code_challenge, &verifier) {
+                (Some(challenge), Some(v)) if pkce::verify_s256(v, challenge) => {}
+                (Some(_), Some(_)) => {
+                    return Err(invalid_grant(
+                        "code_verifier does not match the code_challenge",
+                    ));
+                }
+                (Some(_), None) => return Err(invalid_grant("code_verifier is required")),
+                (None, Some(_)) => {
+                    return Err(invalid_grant(
+                        "code_verifier given but the request had no code_challenge",
+                    ));
+                }
+                (None, None) => {}
+            }
+            Ok(IssueSpec {
+                scopes: grant.scopes.clone(),
+                access_ttl,
+                refresh_ttl: refresh,
+            })
+        })
+        .await?;
+    match outcome {
+        CodeOutcome::Issued(issued_pair) => {
+            let (grant, issued) = *issued_pair;
+            let id_token = if grant.scopes.contains("openid") {
+                let user = state
+                    .store
+                    .user_by_id(&grant.user_id)
+                    .await?
+                    .ok_or_else(|| invalid_grant("unknown user"))?;
+                let claims = IdTokenClaims {
+                    iss: &state.config.issuer,
+                    sub: &user.id,
+                    aud: &app.client_id,
+                    azp: &app.client_id,
+                    exp: t + 3600,
+                    iat: t,
+                    auth_time: grant.auth_time,
+                    nonce: grant.nonce.as_deref(),
+                    at_hash: at_hash(issued.access.expose()),
+                };
+                Some(state.keys.sign(&state.store, &claims).await?)
+            } else {
+                None
+            };
+            Ok(success(&issued, id_token))
+        }
+        CodeOutcome::Refused(e) => Err(e),
+        CodeOutcome::Replayed { revoked } => {
+            let event = AuditEvent::new(AuditKind::CodeReplay, &app.client_id)
+                .details(json!({"revoked_tokens": revoked}));
+            state.store.audit(event, t).await?;
+            tracing::warn!(client.id = %app.client_id, revoked, "an authorization code was used twice; its tokens were revoked");
+            Err(invalid_grant("the code was already used"))
+        }
+        CodeOutcome::Invalid => Err(invalid_grant("the code is not valid or has expired")),
+    }
+}
+
+async fn refresh_token(
+    state: &AppState,
+    app: &App,
+    params: &Params,
+) -> Result<Response, OAuthError> {
+    let text = params.require("refresh_token")?;
+    let Some(refresh) = secret::parse(TokenKind::RefreshToken, text) else {
+        return Err(invalid_grant("the refresh token is not valid"));
+    };
+    let narrower = match params.get("scope") {
+        Some(s) => Some(
+            Scopes::parse(s, &scope::KNOWN)
+                .map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "unknown scope"))?,
+        ),
+        None => None,
+    };
+    let Some(refresh_ttl) = refresh_ttl(state, app) else {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this app does not use refresh tokens",
+        ));
+    };
+    let t = now();
+    match state
+        .store
+        .refresh(
+            &refresh,
+            &app.id,
+            narrower.as_ref(),
+            app.access_token_ttl,
+            refresh_ttl,
+            t,
+        )
+        .await?
+    {
+        RefreshOutcome::Rotated(issued) | RefreshOutcome::Retried(issued) => {
+            Ok(success(&issued, None))
+        }
+        RefreshOutcome::ScopeTooWide => Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "scope exceeds the original grant",
+        )),
+        RefreshOutcome::Reused { family_id, user_id } => {
+            let event = AuditEvent::new(AuditKind::RefreshReuse, &app.client_id)
+                .details(json!({"family": family_id, "user": user_id}));
+            state.store.audit(event, t).await?;
+            tracing::warn!(client.id = %app.client_id, "a retired refresh token was presented; its chain was revoked");
+            Err(invalid_grant("the refresh token was already used"))
+        }
+        RefreshOutcome::Invalid => Err(invalid_grant("the refresh token is not valid")),
+    }
+}
+
+/// Scopes a token with no user may carry: nothing about a person.
+const CLIENT_CREDENTIALS_FORBIDDEN: [&str; 4] = ["openid", "offline_access", "profile", "email"];
+
+async fn client_credentials(
+    state: &AppState,
+    app: &App,
+    params: &Params,
+) -> Result<Response, OAuthError> {
+    if !app.confidential {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "only confidential apps may use client_credentials",
+        ));
+    }
+    let requested = match params.get("scope") {
+        Some(s) => Scopes::parse(s, &scope::KNOWN)
+            .map_err(|_| OAuthError::new(ErrorCode::InvalidScope, "unknown scope"))?,
+        None => Scopes::from_names(
+            app.scopes
+                .iter()
+                .filter(|s| !CLIENT_CREDENTIALS_FORBIDDEN.contains(s)),
+            &scope::KNOWN,
+        )
+        .unwrap_or_default(),
+    };
+    if !requested.is_subset_of(&app.scopes)
+        || requested
+            .iter()
+            .any(|s| CLIENT_CREDENTIALS_FORBIDDEN.contains(&s))
+    {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "scope not available to client_credentials",
+        ));
+    }
+    let issued = state
+        .store
+        .issue_tokens(
+            &Issue {
+                app_id: &app.id,
+                user_id: None,
+                grant_id: None,
+                scopes: &requested,
+                access_ttl: app.access_token_ttl,
+                refresh_ttl: None,
+            },
+            now(),
+        )
+        .await?;
+    Ok(success(&issued, None))
+}

@@ -1,0 +1,122 @@
+//! OpenID Connect userinfo (Core §5.3), with RFC 6750 bearer errors.
+
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::domain::secret::{self, TokenKind};
+use crate::http::api::bearer_token;
+use crate::http::client_ip;
+use crate::store::now;
+
+fn bearer_error(
+    status: StatusCode,
+    error: &str,
+    description: &str,
+    scope: Option<&str>,
+) -> Response {
+    let mut challenge = format!(
+        "Bearer realm=\"latchkey\", error=\"{error}\", error_description=\"{description}\""
+    );
+    if let Some(scope) = scope {
+        challenge.push_str(&format!(", scope=\"{scope}\""));
+    }
+    let mut response = (
+        status,
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+pub async fn userinfo(State(state): State<AppState>, parts: Parts) -> Response {
+    let Some(text) = bearer_token(&parts) else {
+        let mut response = (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_request", "error_description": "a Bearer access token is required"}))).into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"latchkey\""),
+        );
+        return response;
+    };
+    let invalid = || {
+        bearer_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "the access token is invalid, expired or revoked",
+            None,
+        )
+    };
+    // Only OAuth access tokens: personal access tokens are unknown here.
+    let Some(token) = secret::parse(TokenKind::AccessToken, text) else {
+        return invalid();
+    };
+    let info = match state.store.token_info(&token, now()).await {
+        Ok(Some(info)) if info.active && info.kind == "access" => info,
+        Ok(_) => return invalid(),
+        Err(e) => {
+            tracing::error!(error = %e, "database error at userinfo");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                axum::Json(json!({"error": "server_error"})),
+            )
+                .into_response();
+        }
+    };
+    let Some(user_id) = info.user_id.as_deref() else {
+        return invalid();
+    };
+    if !info.scopes.contains("openid") {
+        return bearer_error(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "userinfo needs the openid scope",
+            Some("openid"),
+        );
+    }
+    let user = match state.store.user_by_id(user_id).await {
+        Ok(Some(user)) if !user.disabled => user,
+        _ => return invalid(),
+    };
+    if let Some(grant_id) = &info.grant_id {
+        let ua = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let _ = state
+            .store
+            .touch_grant(
+                grant_id,
+                &client_ip(&parts, state.config.trust_proxy),
+                ua,
+                now(),
+            )
+            .await;
+    }
+    let mut body = json!({ "sub": user.id });
+    if info.scopes.contains("profile") {
+        body["name"] = json!(user.name);
+        body["given_name"] = json!(user.given_name);
+        body["family_name"] = json!(user.family_name);
+        body["display_name"] = json!(user.display_name);
+        body["preferred_username"] = json!(if user.display_name.is_empty() {
+            &user.name
+        } else {
+            &user.display_name
+        });
+        body["zoneinfo"] = json!(user.timezone);
+    }
+    if info.scopes.contains("email") {
+        body["email"] = json!(user.email);
+        body["email_verified"] = json!(user.email_verified);
+    }
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+}

@@ -1,0 +1,158 @@
+//! Grants: a user's consent to an app, with the scopes approved and when it was last used.
+
+use sqlx::Row;
+
+use super::{Store, new_id};
+use crate::domain::scope::Scopes;
+
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub id: String,
+    pub user_id: String,
+    pub app_id: String,
+    pub scopes: Scopes,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub last_used_ip: String,
+    pub last_used_ua: String,
+    /// For listing: the app's name and client id.
+    pub app_name: String,
+    pub client_id: String,
+    pub verified: bool,
+}
+
+fn grant_from_row(row: &sqlx::any::AnyRow) -> Result<Grant, sqlx::Error> {
+    let scopes: String = row.try_get("scopes")?;
+    Ok(Grant {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        app_id: row.try_get("app_id")?,
+        scopes: Scopes::from_stored(&scopes),
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        last_used_ip: row.try_get("last_used_ip")?,
+        last_used_ua: row.try_get("last_used_ua")?,
+        app_name: row.try_get("app_name")?,
+        client_id: row.try_get("client_id")?,
+        verified: row.try_get::<i64, _>("verified")? != 0,
+    })
+}
+
+const SELECT_GRANT: &str = "SELECT g.id, g.user_id, g.app_id, g.scopes, g.created_at, g.last_used_at, g.last_used_ip, \
+     g.last_used_ua, a.name AS app_name, a.client_id, a.verified FROM grants g JOIN apps a ON a.id = g.app_id ";
+
+impl Store {
+    pub async fn grant_for(
+        &self,
+        user_id: &str,
+        app_id: &str,
+    ) -> Result<Option<Grant>, sqlx::Error> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SELECT_GRANT} WHERE g.user_id = $1 AND g.app_id = $2"
+        )))
+        .bind(user_id)
+        .bind(app_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(grant_from_row).transpose()
+    }
+
+    /// Record consent: create the grant, or widen it to include `scopes`. Returns the grant id.
+    pub async fn upsert_grant(
+        &self,
+        user_id: &str,
+        app_id: &str,
+        scopes: &Scopes,
+        now: i64,
+    ) -> Result<String, sqlx::Error> {
+        let existing = self.grant_for(user_id, app_id).await?;
+        let merged = match &existing {
+            Some(g) => Scopes::from_names(g.scopes.iter().chain(scopes.iter()), &all_scopes())
+                .unwrap_or_else(|_| scopes.clone()),
+            None => scopes.clone(),
+        };
+        let id = new_id();
+        let row = sqlx::query(
+            "INSERT INTO grants (id, user_id, app_id, scopes, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) \
+             ON CONFLICT (user_id, app_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at \
+             RETURNING id",
+        )
+        .bind(&id)
+        .bind(user_id)
+        .bind(app_id)
+        .bind(merged.to_string())
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
+        row.try_get("id")
+    }
+
+    /// Every app a user has granted, most recently used first.
+    pub async fn grants_of_user(&self, user_id: &str) -> Result<Vec<Grant>, sqlx::Error> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SELECT_GRANT} WHERE g.user_id = $1 ORDER BY COALESCE(g.last_used_at, g.created_at) DESC, g.id"
+        )))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(grant_from_row).collect()
+    }
+
+    /// Remove a grant and revoke every token issued under it, in one transaction.
+    pub async fn revoke_grant(
+        &self,
+        user_id: &str,
+        grant_id: &str,
+        now: i64,
+    ) -> Result<Option<u64>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let gone = sqlx::query("DELETE FROM grants WHERE id = $1 AND user_id = $2")
+            .bind(grant_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        if gone.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let tokens = sqlx::query(
+            "UPDATE tokens SET revoked_at = $1 WHERE grant_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(grant_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM auth_codes WHERE grant_id = $1")
+            .bind(grant_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(tokens))
+    }
+
+    /// Note a use of a grant, at most once a minute per grant (not a write per request).
+    pub async fn touch_grant(
+        &self,
+        grant_id: &str,
+        ip: &str,
+        user_agent: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE grants SET last_used_at = $1, last_used_ip = $2, last_used_ua = $3 \
+             WHERE id = $4 AND (last_used_at IS NULL OR last_used_at < $5)",
+        )
+        .bind(now)
+        .bind(ip)
+        .bind(super::sessions::truncate(user_agent, 512))
+        .bind(grant_id)
+        .bind(now - 60)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+fn all_scopes() -> Vec<&'static str> {
+    crate::domain::scope::KNOWN.to_vec()
+}

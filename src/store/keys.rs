@@ -1,0 +1,92 @@
+//! ID-token signing keys, shared by every node through the database.
+
+use sqlx::Row;
+
+use super::{Store, flag};
+
+#[derive(Debug, Clone)]
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: String,
+    pub private_pem: String,
+    pub public_jwk: String,
+    pub created_at: i64,
+    pub active: bool,
+    pub retired_at: Option<i64>,
+}
+
+const KEY_COLUMNS: &str = "kid, alg, private_pem, public_jwk, created_at, active, retired_at";
+
+fn key_from_row(row: &sqlx::any::AnyRow) -> Result<SigningKey, sqlx::Error> {
+    Ok(SigningKey {
+        kid: row.try_get("kid")?,
+        alg: row.try_get("alg")?,
+        private_pem: row.try_get("private_pem")?,
+        public_jwk: row.try_get("public_jwk")?,
+        created_at: row.try_get("created_at")?,
+        active: row.try_get::<i64, _>("active")? != 0,
+        retired_at: row.try_get("retired_at")?,
+    })
+}
+
+impl Store {
+    /// Store a new key. With `make_active`, it becomes the one that signs and every other key
+    /// stops signing (their public halves stay published until retired).
+    pub async fn add_signing_key(
+        &self,
+        key: &SigningKey,
+        make_active: bool,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin().await?;
+        if make_active {
+            sqlx::query("UPDATE signing_keys SET active = 0 WHERE active = 1")
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_pem, public_jwk, created_at, active) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.private_pem)
+        .bind(&key.public_jwk)
+        .bind(key.created_at)
+        .bind(flag(make_active))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The key that signs now: the newest active one (if two nodes created one at the same
+    /// first start, both agree on this choice).
+    pub async fn active_signing_key(&self) -> Result<Option<SigningKey>, sqlx::Error> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM signing_keys WHERE active = 1 AND retired_at IS NULL \
+             ORDER BY created_at DESC, kid DESC LIMIT 1"
+        )))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    /// Every key, newest first.
+    pub async fn signing_keys(&self) -> Result<Vec<SigningKey>, sqlx::Error> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY created_at DESC, kid DESC"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    /// Stop publishing a key that no longer signs. The key that signs cannot be retired.
+    pub async fn retire_signing_key(&self, kid: &str, now: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND active = 0 AND retired_at IS NULL")
+            .bind(now)
+            .bind(kid)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
