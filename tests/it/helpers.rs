@@ -192,6 +192,17 @@ pub fn browser() -> Client {
         .expect("client")
 }
 
+/// A browser-like client that opens a new connection for every request: for tests that send
+/// bodies the server cuts off, after which a pooled connection would be dead.
+pub fn browser_without_pool() -> Client {
+    Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client")
+}
+
 pub struct Page {
     pub status: StatusCode,
     pub headers: HeaderMap,

@@ -8,6 +8,8 @@ mod apps_pages;
 mod cli;
 mod clients;
 mod malformed;
+mod oauth;
+mod oauth_helpers;
 mod ops;
 mod pages;
 mod settings;

@@ -113,8 +113,10 @@ on_both_backends! {
     async fn malformed_requests_get_4xx_never_5xx(backend) {
         let app = spawn_app(&backend).await;
         // Half of the cases run signed in, so the handlers behind the session check are reached.
-        let anonymous = browser();
-        let signed_in = app.signed_in("mal@example.com").await;
+        let anonymous = browser_without_pool();
+        let signed_in = browser_without_pool();
+        let page = app.sign_up(&signed_in, "mal@example.com", "correct horse battery").await;
+        assert_eq!(page.status, reqwest::StatusCode::SEE_OTHER);
         for (client, form_page, signed) in [(&anonymous, "/login", false), (&signed_in, "/settings", true)] {
             let csrf = app.get(client, form_page).await.csrf();
             for (method, path, content_type, body) in cases(&csrf) {
