@@ -7,6 +7,7 @@ mod accounts;
 mod apps_pages;
 mod cli;
 mod clients;
+mod concurrency;
 mod malformed;
 mod oauth;
 mod oauth_helpers;

@@ -1,0 +1,70 @@
+//! Concurrent redemption of one code, and concurrent refresh of one refresh token: the
+//! database's conditional update lets exactly one through.
+
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+use crate::oauth_helpers::*;
+use crate::on_both_backends;
+
+const N: usize = 50;
+
+on_both_backends! {
+    async fn fifty_concurrent_redemptions_of_one_code_succeed_once(backend) {
+        let app = spawn_app_with(&backend, |s| s.rate_limits = Some("off".into())).await;
+        let client = register(&app, true, "profile").await;
+        let browser = app.signed_in("race@example.com").await;
+        let (code, verifier) = get_code(&app, &browser, &client, "profile").await;
+        let client = std::sync::Arc::new(client);
+        let app = std::sync::Arc::new(app);
+        let mut tasks = Vec::new();
+        for _ in 0..N {
+            let (app, client, code, verifier) = (app.clone(), client.clone(), code.clone(), verifier.clone());
+            tasks.push(tokio::spawn(async move { exchange(&app, &client, &code, &verifier).await }));
+        }
+        let mut ok = 0;
+        let mut invalid_grant = 0;
+        for t in tasks {
+            let (status, body) = t.await.unwrap();
+            match status {
+                StatusCode::OK => ok += 1,
+                StatusCode::BAD_REQUEST if body["error"] == "invalid_grant" => invalid_grant += 1,
+                other => panic!("unexpected {other}: {body}"),
+            }
+        }
+        assert_eq!((ok, invalid_grant), (1, N - 1));
+    }
+
+    async fn fifty_concurrent_refreshes_rotate_once(backend) {
+        let app = spawn_app_with(&backend, |s| s.rate_limits = Some("off".into())).await;
+        let client = register(&app, true, "profile").await;
+        let browser = app.signed_in("race@example.com").await;
+        let (code, verifier) = get_code(&app, &browser, &client, "profile").await;
+        let (_, tokens) = exchange(&app, &client, &code, &verifier).await;
+        let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+        let client = std::sync::Arc::new(client);
+        let app = std::sync::Arc::new(app);
+        let mut tasks = Vec::new();
+        for _ in 0..N {
+            let (app, client, refresh) = (app.clone(), client.clone(), refresh.clone());
+            tasks.push(tokio::spawn(async move {
+                let (status, body, _) = token_request(&app, &client, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+                (status, body)
+            }));
+        }
+        let mut pairs = std::collections::HashSet::new();
+        for t in tasks {
+            let (status, body) = t.await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{body}");
+            pairs.insert((body["access_token"].as_str().unwrap().to_owned(), body["refresh_token"].as_str().unwrap().to_owned()));
+        }
+        assert_eq!(pairs.len(), 1, "every success carries the same successor pair");
+        let rotated: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE kind = 'refresh'")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(rotated, 2, "one rotation: the original and one successor");
+        let (access, _) = pairs.into_iter().next().unwrap();
+        assert_eq!(introspect(&app, &client, &access).await["active"], true);
+    }
+}
