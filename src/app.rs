@@ -120,6 +120,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Every node needs the ID-token signing key before its first request (the first node to
+    // start creates it).
+    oauth::keys::ensure_key(&state.store)
+        .await
+        .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
     spawn_housekeeping(&state);
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)

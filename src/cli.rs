@@ -230,7 +230,6 @@ async fn serve(config: Config, store: Store) -> anyhow::Result<()> {
         );
     }
     announce_setup_link(&config, &store).await?;
-    crate::oauth::keys::ensure_key(&store).await?;
     // Compute the stand-in hash for unknown emails now, not during the first sign-in.
     tokio::task::spawn_blocking(password::dummy_hash);
     let listener = tokio::net::TcpListener::bind(config.bind)

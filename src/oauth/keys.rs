@@ -61,8 +61,9 @@ pub fn generate_rs256() -> anyhow::Result<SigningKey> {
 pub async fn ensure_key(store: &Store) -> anyhow::Result<()> {
     if store.active_signing_key().await?.is_none() {
         let key = tokio::task::spawn_blocking(generate_rs256).await??;
-        store.add_signing_key(&key, true).await?;
-        tracing::info!(kid = %key.kid, "generated the first ID-token signing key");
+        if store.add_first_signing_key(&key).await? {
+            tracing::info!(kid = %key.kid, "generated the first ID-token signing key");
+        }
     }
     Ok(())
 }

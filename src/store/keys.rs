@@ -58,6 +58,25 @@ impl Store {
         Ok(())
     }
 
+    /// Store `key` as the signing key only if there is none yet (first start). Returns whether
+    /// it was stored: when several nodes start at once, the first one's key is kept.
+    pub async fn add_first_signing_key(&self, key: &SigningKey) -> Result<bool, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, private_pem, public_jwk, created_at, active) \
+             SELECT $1, $2, $3, $4, $5, 1 WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE active = 1)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.private_pem)
+        .bind(&key.public_jwk)
+        .bind(key.created_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The key that signs now: the newest active one (if two nodes created one at the same
     /// first start, both agree on this choice).
     pub async fn active_signing_key(&self) -> Result<Option<SigningKey>, sqlx::Error> {

@@ -11,6 +11,7 @@ mod concurrency;
 mod malformed;
 mod oauth;
 mod oauth_helpers;
+mod oidc_client;
 mod ops;
 mod pages;
 mod settings;
