@@ -54,6 +54,12 @@ export async function startLatchkey({ email = "dev@example.com", password = "cor
     base: `http://127.0.0.1:${port}`,
     email,
     password,
+    /** Run a `latchkey` CLI command against this server's database; returns its parsed JSON. */
+    cli(args, input = "") {
+      const out = spawnSync(BIN, [...args, "--json"], { env, input, encoding: "utf8" });
+      if (out.status !== 0) throw new Error(`latchkey ${args.join(" ")} failed: ${out.stderr}`);
+      return JSON.parse(out.stdout);
+    },
     stop() {
       child.kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });
@@ -88,4 +94,16 @@ export async function signIn(page, server) {
 export async function screenshot(page, name) {
   mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** A tiny app back end on 127.0.0.1 that only answers its OAuth callback. */
+export async function startCallbackServer() {
+  const { createServer: createHttpServer } = await import("node:http");
+  const server = createHttpServer((req, res) => {
+    res.writeHead(200, { "content-type": "text/plain" });
+    res.end("callback received");
+  });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  const { port } = server.address();
+  return { url: `http://127.0.0.1:${port}/callback`, close: () => server.close() };
 }
