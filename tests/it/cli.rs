@@ -279,6 +279,61 @@ on_both_backends! {
         assert!(err.contains("no such app"), "{err}");
     }
 
+    async fn keys_and_token_commands(backend) {
+        let db = TestDb::new(&backend).await;
+        let (code, out, err) = run(&db, &["keys", "rotate", "--json"], "").await;
+        assert_eq!(code, 0, "{err}");
+        let first: Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(first["alg"], "RS256");
+        assert_eq!(first["active"], true);
+        let (_, out, _) = run(&db, &["keys", "rotate", "--json"], "").await;
+        let second: Value = serde_json::from_str(out.trim()).unwrap();
+        assert_ne!(first["kid"], second["kid"]);
+        let (_, out, _) = run(&db, &["keys", "list", "--json"], "").await;
+        let list: Value = serde_json::from_str(out.trim()).unwrap();
+        let keys = list["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys.iter().filter(|k| k["active"] == true).count(), 1);
+        assert!(keys.iter().any(|k| k["kid"] == second["kid"] && k["active"] == true));
+        let (code, _, _) = run(&db, &["keys", "retire", first["kid"].as_str().unwrap()], "").await;
+        assert_eq!(code, 0);
+        let (code, _, err) = run(&db, &["keys", "retire", second["kid"].as_str().unwrap()], "").await;
+        assert_ne!(code, 0, "the signing key cannot be retired");
+        assert!(err.contains("signing key"), "{err}");
+
+        // token revoke: issue a client_credentials token through the store, revoke it by CLI.
+        let store = latchkey::store::Store::connect(&db.url).await.unwrap();
+        let owner = store
+            .create_user(latchkey::store::NewUser { email: "o@example.com".into(), name: String::new(), password_hash: None, admin: false }, latchkey::store::now())
+            .await
+            .unwrap();
+        let draft = latchkey::domain::app::AppInput {
+            name: "A".into(),
+            redirect_uris: vec!["https://a.example/cb".into()],
+            confidential: true,
+            ..Default::default()
+        }
+        .validate(3600)
+        .unwrap();
+        let (stored, _) = store.create_app(&owner.id, &draft, latchkey::store::now()).await.unwrap();
+        let scopes = latchkey::domain::scope::Scopes::parse("read", &latchkey::domain::scope::KNOWN).unwrap();
+        let issued = store
+            .issue_tokens(
+                &latchkey::store::tokens::Issue { app_id: &stored.id, user_id: None, grant_id: None, scopes: &scopes, access_ttl: 3600, refresh_ttl: None },
+                latchkey::store::now(),
+            )
+            .await
+            .unwrap();
+        let (code, out, err) = run(&db, &["token", "revoke"], &format!("{}\n", issued.access.expose())).await;
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(serde_json::from_str::<Value>(out.trim()).unwrap()["revoked"], 1);
+        let info = store.token_info(&issued.access, latchkey::store::now()).await.unwrap().unwrap();
+        assert!(!info.active);
+        let (code, _, _) = run(&db, &["token", "revoke", "lk_at_nonsense"], "").await;
+        assert_ne!(code, 0);
+        store.close().await;
+    }
+
     async fn migrate_is_idempotent(backend) {
         let db = TestDb::new(&backend).await;
         for _ in 0..2 {

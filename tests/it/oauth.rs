@@ -216,6 +216,54 @@ on_both_backends! {
         assert!(app.audit_kinds().await.contains(&"refresh_reuse".to_owned()));
     }
 
+    async fn client_secret_post_and_long_lived_tokens(backend) {
+        let app = spawn_app(&backend).await;
+        let client = register(&app, true, "profile read").await;
+        // A Hackatime-style app with 16-year access tokens.
+        sqlx::query("UPDATE apps SET access_token_ttl = $1 WHERE id = $2")
+            .bind(16_i64 * 365 * 24 * 3600)
+            .bind(&client.id)
+            .execute(app.store.pool())
+            .await
+            .unwrap();
+        let browser = app.signed_in("lo@example.com").await;
+        let (code, verifier) = get_code(&app, &browser, &client, "read").await;
+        let response = reqwest::Client::new()
+            .post(app.url("/oauth/token"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", client.client_id.as_str()),
+                ("client_secret", client.secret.as_deref().unwrap()),
+                ("code", &code),
+                ("redirect_uri", &client.redirect_uri),
+                ("code_verifier", &verifier),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let tokens: Value = response.json().await.unwrap();
+        assert!(tokens["expires_in"].as_i64().unwrap() > 15 * 365 * 24 * 3600);
+        // Basic and a body secret together are refused.
+        let both = reqwest::Client::new()
+            .post(app.url("/oauth/token"))
+            .basic_auth(&client.client_id, client.secret.as_ref())
+            .form(&[("grant_type", "client_credentials"), ("client_secret", client.secret.as_deref().unwrap())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(both.status(), StatusCode::BAD_REQUEST);
+        // A confidential app without its secret is not authenticated.
+        let bare = reqwest::Client::new()
+            .post(app.url("/oauth/token"))
+            .form(&[("grant_type", "client_credentials"), ("client_id", client.client_id.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bare.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(bare.json::<Value>().await.unwrap()["error"], "invalid_client");
+    }
+
     async fn code_reuse_fails_and_revokes_the_first_tokens(backend) {
         let app = spawn_app(&backend).await;
         let client = register(&app, true, "profile").await;

@@ -121,6 +121,38 @@ on_both_backends! {
         assert_ne!(refreshed.refresh_token().unwrap().secret(), tokens.refresh_token().unwrap().secret());
     }
 
+    async fn a_public_client_library_flow_with_pkce(backend) {
+        let app = spawn_app(&backend).await;
+        let registered = register_with(&app, false, "openid profile", &["http://127.0.0.1/cb"]).await;
+        let user_browser = app.signed_in("native@example.com").await;
+        let http = http_client();
+        let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(app.base.clone()).unwrap(), &http).await.unwrap();
+        // A native app: no secret, its loopback listener on some port.
+        let client = CoreClient::from_provider_metadata(metadata, ClientId::new(registered.client_id.clone()), None)
+            .set_auth_type(openidconnect::AuthType::RequestBody)
+            .set_redirect_uri(RedirectUrl::new("http://127.0.0.1:61000/cb".into()).unwrap());
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, _, nonce) = client
+            .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+            .set_pkce_challenge(challenge)
+            .url();
+        let consent = Page::from(user_browser.get(url.as_str()).send().await.unwrap()).await;
+        let mut form = consent_fields(&consent.body);
+        form.push(("decision".into(), "allow".into()));
+        let back = Page::from(user_browser.post(app.url("/oauth/authorize")).form(&form).send().await.unwrap()).await;
+        assert!(back.location().starts_with("http://127.0.0.1:61000/cb?"), "{}", back.location());
+        let code = location_params(&back)["code"].clone();
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(code))
+            .unwrap()
+            .set_pkce_verifier(verifier)
+            .request_async(&http)
+            .await
+            .expect("a public client exchanges its code with PKCE alone");
+        let claims = tokens.id_token().unwrap().claims(&client.id_token_verifier(), &nonce).unwrap();
+        assert_eq!(claims.audiences()[0].as_str(), registered.client_id);
+    }
+
     async fn a_rotated_key_keeps_old_id_tokens_verifiable(backend) {
         let app = spawn_app(&backend).await;
         latchkey::oauth::keys::ensure_key(&app.store).await.unwrap();
