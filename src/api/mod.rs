@@ -1,5 +1,6 @@
 //! JSON API: the client API (`/oauth/clients`) and leak reports (`/oauth/leaked`).
 
+mod activity;
 mod clients;
 mod leaked;
 
@@ -14,6 +15,7 @@ pub use clients::{client_json, rfc3339};
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(clients::router())
+        .merge(activity::router())
         .merge(leaked::router())
         .method_not_allowed_fallback(|| async {
             json_error(

@@ -8,6 +8,7 @@ pub mod error;
 pub mod headers;
 pub mod metrics;
 pub mod ratelimit;
+pub mod resource;
 
 pub use csrf::CsrfForm;
 pub use ctx::Ctx;

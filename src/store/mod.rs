@@ -1,6 +1,7 @@
 //! Storage over sqlx's `Any` driver: one SQL text (with `$N` placeholders, BIGINT times and 0/1
 //! flags) runs on the embedded SQLite default and on PostgreSQL. Each use case is one method.
 
+pub mod activity;
 mod apps;
 pub mod audit;
 mod grants;
@@ -43,16 +44,30 @@ pub struct Store {
 }
 
 /// The migrations for each backend, embedded in the binary. Both trees hold the same tables.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "activity",
+        include_str!("../../migrations/sqlite/0002_activity.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "activity",
+        include_str!("../../migrations/postgres/0002_activity.sql"),
+    ),
+];
 
 /// The file behind a `sqlite:` URL, if it names one.
 fn sqlite_path(url: &str) -> Option<&str> {

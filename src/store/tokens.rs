@@ -4,12 +4,12 @@
 //! NULL`), so of many concurrent requests for the same code or refresh token exactly one finds
 //! the row, on SQLite and on PostgreSQL alike.
 
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{Store, flag, new_id};
 use crate::domain::scope::Scopes;
+use crate::domain::seal;
 use crate::domain::secret::{self, Secret, TokenKind};
 
 /// What an authorization code was bound to when it was issued.
@@ -115,18 +115,11 @@ struct SealedPair {
 
 /// The key that seals a refresh token's successor: derived from the token itself (domain
 /// separated from the stored SHA-256), so only someone who holds the old token can read it.
-fn successor_key(refresh: &Secret) -> Option<LessSafeKey> {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    h.update(b"latchkey refresh successor v1\0");
-    h.update(refresh.expose().as_bytes());
-    let key: [u8; 32] = h.finalize().into();
-    UnboundKey::new(&AES_256_GCM, &key)
-        .ok()
-        .map(LessSafeKey::new)
+fn successor_key(refresh: &Secret) -> [u8; 32] {
+    seal::derive_key("latchkey refresh successor v1", refresh.expose())
 }
 
-fn seal(refresh: &Secret, pair: &Issued) -> Option<Vec<u8>> {
+fn seal_pair(refresh: &Secret, pair: &Issued) -> Option<Vec<u8>> {
     let plain = serde_json::to_vec(&SealedPair {
         access: pair.access.expose().to_owned(),
         refresh: pair.refresh.as_ref().map(|r| r.expose().to_owned()),
@@ -135,27 +128,12 @@ fn seal(refresh: &Secret, pair: &Issued) -> Option<Vec<u8>> {
         created_at: pair.created_at,
     })
     .ok()?;
-    let key = successor_key(refresh)?;
-    let mut nonce = [0u8; 12];
-    rand::Rng::fill_bytes(&mut rand::rng(), &mut nonce);
-    let mut buf = plain;
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buf)
-        .ok()?;
-    let mut out = nonce.to_vec();
-    out.extend(buf);
-    Some(out)
+    seal::seal(&successor_key(refresh), &plain)
 }
 
-fn unseal(refresh: &Secret, sealed: &[u8]) -> Option<Issued> {
-    if sealed.len() < 12 {
-        return None;
-    }
-    let (nonce, ciphertext) = sealed.split_at(12);
-    let key = successor_key(refresh)?;
-    let mut buf = ciphertext.to_vec();
-    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-    let plain = key.open_in_place(nonce, Aad::empty(), &mut buf).ok()?;
-    let pair: SealedPair = serde_json::from_slice(plain).ok()?;
+fn unseal_pair(refresh: &Secret, sealed: &[u8]) -> Option<Issued> {
+    let plain = seal::open(&successor_key(refresh), sealed)?;
+    let pair: SealedPair = serde_json::from_slice(&plain).ok()?;
     Some(Issued {
         access: secret::parse(TokenKind::AccessToken, &pair.access)?,
         refresh: pair
@@ -392,7 +370,7 @@ impl Store {
             };
             let issued = insert_tokens(&mut tx, &issue, &family, None, now).await?;
             sqlx::query("UPDATE tokens SET successor = $1 WHERE token_hash = $2")
-                .bind(seal(refresh, &issued))
+                .bind(seal_pair(refresh, &issued))
                 .bind(&hash)
                 .execute(&mut *tx)
                 .await?;
@@ -423,7 +401,7 @@ impl Store {
                 return Ok(RefreshOutcome::Invalid);
             }
             let sealed: Option<Vec<u8>> = row.try_get("successor")?;
-            let successor = sealed.as_deref().and_then(|s| unseal(refresh, s));
+            let successor = sealed.as_deref().and_then(|s| unseal_pair(refresh, s));
             if let Some(pair) = successor {
                 // Only if the successor itself is still good (not revoked meanwhile).
                 let live: i64 = sqlx::query_scalar(

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod accounts;
+mod activity;
 mod apps_pages;
 mod cli;
 mod clients;

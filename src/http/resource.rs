@@ -1,0 +1,86 @@
+//! The caller of the resource API: a user's OAuth access token or personal access token.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+
+use super::api::{ApiError, bearer_token};
+use super::client_ip;
+use crate::app::AppState;
+use crate::domain::scope::Scopes;
+use crate::domain::secret::{self, TokenKind};
+use crate::domain::user::User;
+use crate::store::now;
+
+/// A user and the scopes their token carries. Tokens without a user (client credentials) are
+/// refused: this API is always about a person.
+#[derive(Debug, Clone)]
+pub struct ResourceUser {
+    pub user: User,
+    pub scopes: Scopes,
+}
+
+impl ResourceUser {
+    /// Pass when the token carries any one of `scopes`.
+    pub fn require_any(&self, scopes: &[&'static str]) -> Result<(), ApiError> {
+        if scopes.iter().any(|s| self.scopes.contains(s)) {
+            Ok(())
+        } else {
+            Err(ApiError::InsufficientScope(scopes[0]))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for ResourceUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let text = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
+        let t = now();
+        if let Some(pat) = secret::parse(TokenKind::PersonalAccessToken, text) {
+            let (pat, user) = state
+                .store
+                .authenticate_pat(&pat, t)
+                .await?
+                .ok_or(ApiError::InvalidToken)?;
+            return Ok(ResourceUser {
+                user,
+                scopes: pat.scopes,
+            });
+        }
+        let token = secret::parse(TokenKind::AccessToken, text).ok_or(ApiError::InvalidToken)?;
+        let info = state
+            .store
+            .token_info(&token, t)
+            .await?
+            .ok_or(ApiError::InvalidToken)?;
+        if !info.active || info.kind != "access" {
+            return Err(ApiError::InvalidToken);
+        }
+        let user_id = info.user_id.as_deref().ok_or(ApiError::InvalidToken)?;
+        let user = state
+            .store
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| !u.disabled)
+            .ok_or(ApiError::InvalidToken)?;
+        if let Some(grant_id) = &info.grant_id {
+            let ua = parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            state
+                .store
+                .touch_grant(grant_id, &client_ip(parts, state.config.trust_proxy), ua, t)
+                .await?;
+        }
+        Ok(ResourceUser {
+            user,
+            scopes: info.scopes,
+        })
+    }
+}
