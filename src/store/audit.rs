@@ -34,6 +34,7 @@ pub enum AuditKind {
     GrantRevoked,
     CodeReplay,
     RefreshReuse,
+    ApiKeyRegenerated,
 }
 
 impl AuditKind {
@@ -64,6 +65,7 @@ impl AuditKind {
             AuditKind::GrantRevoked => "grant_revoked",
             AuditKind::CodeReplay => "code_replay",
             AuditKind::RefreshReuse => "refresh_reuse",
+            AuditKind::ApiKeyRegenerated => "api_key_regenerated",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Server-rendered pages: home, accounts, settings, the stylesheet and the language switcher.
 
+mod activity;
 mod admin;
 mod apps;
 mod auth;
@@ -31,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .merge(apps::router())
         .merge(admin::router())
         .merge(authorized::router())
+        .merge(activity::router())
         .fallback(not_found)
 }
 

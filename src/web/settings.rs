@@ -29,6 +29,14 @@ pub fn router() -> Router<AppState> {
         )
         .route("/settings/tokens", post(create_token).get(back_to_settings))
         .route(
+            "/settings/api_key",
+            post(regenerate_api_key).get(back_to_settings),
+        )
+        .route(
+            "/settings/projects",
+            post(archive_project).get(back_to_settings),
+        )
+        .route(
             "/settings/tokens/{id}/revoke",
             post(revoke_token).get(back_to_settings),
         )
@@ -73,6 +81,10 @@ struct SettingsPage {
     /// A token just created: shown once.
     new_token: Option<String>,
     token_name: String,
+    /// The WakaTime API key for editor plugins.
+    api_key: String,
+    /// Projects with heartbeats, and whether each is archived.
+    projects: Vec<(String, bool)>,
 }
 
 impl SettingsPage {
@@ -105,6 +117,14 @@ impl SettingsPage {
             .collect();
         let mut page = SettingsPage::new(ctx, user, profile);
         page.tokens = tokens;
+        page.api_key = state.store.api_key(&user.id).await?;
+        page.projects = state
+            .store
+            .projects(&user.id)
+            .await?
+            .into_iter()
+            .map(|p| (p.name, p.archived))
+            .collect();
         Ok(page)
     }
 
@@ -161,6 +181,8 @@ impl SettingsPage {
             tokens: Vec::new(),
             new_token: None,
             token_name: String::new(),
+            api_key: String::new(),
+            projects: Vec::new(),
             ctx,
         }
     }
@@ -197,6 +219,8 @@ async fn settings_page(
         Some("profile") => Some(ctx.t("settings-profile-saved")),
         Some("password") => Some(ctx.t("settings-password-changed")),
         Some("token-revoked") => Some(ctx.t("tokens-revoked")),
+        Some("api-key") => Some(ctx.t("api-key-regenerated")),
+        Some("projects") => Some(ctx.t("projects-saved")),
         _ => None,
     };
     let mut page = SettingsPage::load(&state, ctx, &user, &profile_of(&user)).await?;
@@ -418,4 +442,40 @@ async fn revoke_token(
         .details(serde_json::json!({"pat": id}));
     state.store.audit(event, now()).await?;
     Ok(Redirect::to("/settings?saved=token-revoked").into_response())
+}
+
+async fn regenerate_api_key(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    CsrfForm(_): CsrfForm<Empty>,
+) -> Result<Response, PageError> {
+    let user = ctx.require_user()?.clone();
+    state.store.regenerate_api_key(&user.id).await?;
+    let event = AuditEvent::new(AuditKind::ApiKeyRegenerated, &user.email)
+        .from(&ctx)
+        .by(&user.id);
+    state.store.audit(event, now()).await?;
+    Ok(Redirect::to("/settings?saved=api-key#activity").into_response())
+}
+
+#[derive(Deserialize)]
+struct ArchiveForm {
+    project: String,
+    archived: String,
+}
+
+async fn archive_project(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    CsrfForm(form): CsrfForm<ArchiveForm>,
+) -> Result<Response, PageError> {
+    let user = ctx.require_user()?.clone();
+    if form.project.is_empty() || form.project.len() > 512 {
+        return Err(PageError::BadRequest);
+    }
+    state
+        .store
+        .set_project_archived(&user.id, &form.project, form.archived == "1", now())
+        .await?;
+    Ok(Redirect::to("/settings?saved=projects#activity").into_response())
 }

@@ -318,4 +318,35 @@ on_both_backends! {
         let anonymous = reqwest::Client::new().get(app.url("/api/v1/authenticated/me")).send().await.unwrap();
         assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     }
+
+    async fn the_activity_page_and_settings_show_and_manage_activity(backend) {
+        let app = spawn_app(&backend).await;
+        let browser = app.signed_in("page@example.com").await;
+        let user = app.store.user_by_email("page@example.com").await.unwrap().unwrap();
+        let settings = app.get(&browser, "/settings").await;
+        let key = readonly_value(&settings.body, "api_key").expect("API key shown on settings");
+        assert!(uuid::Uuid::parse_str(&key).is_ok());
+        let t = midnight_utc(0) as f64 + 60.0;
+        let items: Vec<Value> = (0..=30).map(|i| hb(t + (i * 60) as f64, "shown-project", "coding")).collect();
+        assert_eq!(send_bulk(&app, &key, &items).await.0, StatusCode::CREATED);
+
+        let page = app.get(&browser, "/activity").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("shown-project"));
+        assert!(page.body.contains("0 h 30 min"), "today's thirty minutes: {}", page.body);
+        assert!(page.body.contains(&date_of(latchkey::store::now())));
+
+        let archived = app.submit(&browser, "/settings", "/settings/projects", &[("project", "shown-project"), ("archived", "1")]).await;
+        assert_eq!(archived.status, StatusCode::SEE_OTHER);
+        assert!(app.store.projects(&user.id).await.unwrap()[0].archived);
+        app.submit(&browser, "/settings", "/settings/projects", &[("project", "shown-project"), ("archived", "0")]).await;
+        assert!(!app.store.projects(&user.id).await.unwrap()[0].archived);
+
+        let regenerated = app.submit(&browser, "/settings", "/settings/api_key", &[]).await;
+        assert_eq!(regenerated.status, StatusCode::SEE_OTHER);
+        let new_key = app.store.api_key(&user.id).await.unwrap();
+        assert_ne!(new_key, key);
+        assert_eq!(send_bulk(&app, &key, &items).await.0, StatusCode::UNAUTHORIZED, "the old key is dead");
+        assert_eq!(send_bulk(&app, &new_key, &items).await.0, StatusCode::CREATED);
+    }
 }

@@ -20,12 +20,6 @@ fn app_form<'a>(name: &'a str, uris: &'a str) -> Vec<(&'a str, &'a str)> {
     ]
 }
 
-fn input_value(html: &str, id: &str) -> Option<String> {
-    let marker = format!("id=\"{id}\" type=\"text\" readonly value=\"");
-    let start = html.find(&marker)? + marker.len();
-    Some(html[start..start + html[start..].find('"')?].to_owned())
-}
-
 async fn create_app(app: &TestApp, client: &Client, name: &str) -> (String, String, String) {
     let page = app
         .submit(
@@ -36,8 +30,8 @@ async fn create_app(app: &TestApp, client: &Client, name: &str) -> (String, Stri
         )
         .await;
     assert_eq!(page.status, StatusCode::CREATED, "{}", page.body);
-    let client_id = input_value(&page.body, "client_id").expect("client id shown");
-    let secret = input_value(&page.body, "client_secret").expect("secret shown once");
+    let client_id = readonly_value(&page.body, "client_id").expect("client id shown");
+    let secret = readonly_value(&page.body, "client_secret").expect("secret shown once");
     let stored = app
         .store
         .app_by_client_id(&client_id)
@@ -101,7 +95,7 @@ on_both_backends! {
 
         let reset = app.submit(&client, &show, &format!("{show}/secret"), &[]).await;
         assert_eq!(reset.status, StatusCode::OK);
-        let new_secret = input_value(&reset.body, "client_secret").expect("new secret shown");
+        let new_secret = readonly_value(&reset.body, "client_secret").expect("new secret shown");
         assert_ne!(new_secret, old_secret);
         assert!(reset.body.contains(SECRET_NOTICE));
         let stored = app.store.app_by_id(&id).await.unwrap().unwrap();
@@ -223,7 +217,7 @@ on_both_backends! {
             )
             .await;
         assert_eq!(page.status, StatusCode::OK);
-        let token = input_value(&page.body, "new_token").expect("token shown once");
+        let token = readonly_value(&page.body, "new_token").expect("token shown once");
         assert!(token.starts_with("lk_pat_"));
         assert!(page.body.contains("deploy script"));
 

@@ -231,6 +231,13 @@ impl Page {
     }
 }
 
+/// The value of a read-only text input with `id` (secrets and keys shown on pages).
+pub fn readonly_value(html: &str, id: &str) -> Option<String> {
+    let marker = format!("id=\"{id}\" type=\"text\" readonly value=\"");
+    let start = html.find(&marker)? + marker.len();
+    Some(html[start..start + html[start..].find('"')?].to_owned())
+}
+
 /// The value of `<input type="hidden" name=NAME value=...>` in `html`.
 pub fn hidden_value(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
