@@ -18,3 +18,4 @@ mod pages;
 mod settings;
 mod setup;
 mod store;
+mod wakatime_cli;
