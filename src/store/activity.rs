@@ -17,6 +17,8 @@ use crate::domain::user::User;
 
 /// Rows per multi-row statement (kept well under both backends' parameter limits).
 const CHUNK: usize = 400;
+/// Heartbeat rows per insert: many small statements beat one huge one here (measured).
+const INSERT_CHUNK: usize = 25;
 
 /// A stored heartbeat, as the API shows it.
 #[derive(Debug, Clone)]
@@ -102,29 +104,136 @@ impl Store {
         batch: &[Heartbeat],
         now: i64,
     ) -> Result<usize, sqlx::Error> {
-        if batch.is_empty() {
+        // Sort and drop repeats within the batch itself.
+        let mut fresh: Vec<(String, String, &Heartbeat)> = batch
+            .iter()
+            .map(|hb| (hb.id(user_id), hb.dedup_hash(), hb))
+            .collect();
+        fresh.sort_by(|a, b| a.2.time_us.cmp(&b.2.time_us).then_with(|| a.0.cmp(&b.0)));
+        fresh.dedup_by(|a, b| a.1 == b.1);
+        let (Some(lo), Some(hi)) = (
+            fresh.first().map(|f| f.2.time_us),
+            fresh.last().map(|f| f.2.time_us),
+        ) else {
             return Ok(0);
-        }
+        };
+
         let mut tx = self.begin().await?;
         // The user's row lock serialises this user's batches on PostgreSQL (SQLite already
-        // serialises writers).
+        // serialises writers), so the window read below stays true until commit.
         sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
 
-        let mut inserted_times: Vec<i64> = Vec::new();
-        for chunk in batch.chunks(CHUNK) {
+        // What is already stored around the batch: the heartbeat before it, those inside its
+        // time span (a backfill may interleave), and the first one after it.
+        let mut existing: Vec<(WindowRow, String)> = Vec::new();
+        if let Some(prev) = sqlx::query(
+            "SELECT id, time_us, gap_us, project, category, dedup_hash FROM heartbeats \
+             WHERE user_id = $1 AND time_us < $2 ORDER BY time_us DESC, id DESC LIMIT 1",
+        )
+        .bind(user_id)
+        .bind(lo)
+        .fetch_optional(&mut *tx)
+        .await?
+        {
+            existing.push((window_row(&prev)?, prev.try_get("dedup_hash")?));
+        }
+        for row in sqlx::query(
+            "SELECT id, time_us, gap_us, project, category, dedup_hash FROM heartbeats \
+             WHERE user_id = $1 AND time_us >= $2 AND time_us <= $3 ORDER BY time_us, id",
+        )
+        .bind(user_id)
+        .bind(lo)
+        .bind(hi)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            existing.push((window_row(&row)?, row.try_get("dedup_hash")?));
+        }
+        let after: Option<i64> = sqlx::query_scalar(
+            "SELECT time_us FROM heartbeats WHERE user_id = $1 AND time_us > $2 ORDER BY time_us, id LIMIT 1",
+        )
+        .bind(user_id)
+        .bind(hi)
+        .fetch_optional(&mut *tx)
+        .await?;
+
+        // Heartbeats already stored are not stored again.
+        let known: std::collections::HashSet<&str> =
+            existing.iter().map(|(_, h)| h.as_str()).collect();
+        fresh.retain(|(_, hash, _)| !known.contains(hash.as_str()));
+        if fresh.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+
+        // Merge old and new in (time, id) order and work out every gap. New heartbeats are
+        // inserted with theirs; old ones whose gap changed are updated.
+        struct Slot<'a> {
+            row: WindowRow,
+            new: Option<&'a Heartbeat>,
+            gap: i64,
+        }
+        let mut slots: Vec<Slot> = existing
+            .into_iter()
+            .map(|(row, _)| Slot {
+                gap: row.gap_us,
+                row,
+                new: None,
+            })
+            .collect();
+        for (id, _, hb) in &fresh {
+            slots.push(Slot {
+                row: WindowRow {
+                    id: id.clone(),
+                    time_us: hb.time_us,
+                    gap_us: 0,
+                    project: hb.project.clone(),
+                    coding: hb.category == "coding",
+                },
+                new: Some(hb),
+                gap: 0,
+            });
+        }
+        slots.sort_by(|a, b| {
+            a.row
+                .time_us
+                .cmp(&b.row.time_us)
+                .then_with(|| a.row.id.cmp(&b.row.id))
+        });
+        let times: Vec<i64> = slots.iter().map(|s| s.row.time_us).collect();
+        let mut deltas: BTreeMap<(i64, String), (i64, i64)> = BTreeMap::new();
+        for (i, slot) in slots.iter_mut().enumerate() {
+            slot.gap = gap(slot.row.time_us, times.get(i + 1).copied().or(after));
+            let delta = slot.gap - slot.row.gap_us;
+            if delta != 0 {
+                let entry = deltas
+                    .entry((bucket_of(slot.row.time_us), slot.row.project.clone()))
+                    .or_default();
+                entry.0 += delta;
+                if slot.row.coding {
+                    entry.1 += delta;
+                }
+            }
+        }
+
+        let inserts: Vec<(&Slot, &Heartbeat)> = slots
+            .iter()
+            .filter_map(|s| s.new.map(|hb| (s, hb)))
+            .collect();
+        for chunk in inserts.chunks(INSERT_CHUNK) {
             let sql = format!(
                 "INSERT INTO heartbeats (id, user_id, time_us, entity, type, category, project, branch, language, editor, \
-                 operating_system, machine, is_write, lines, lineno, cursorpos, dependencies, user_agent, dedup_hash, created_at) \
-                 VALUES {} ON CONFLICT (user_id, dedup_hash) DO NOTHING RETURNING time_us",
-                placeholders(1, 20, chunk.len())
+                 operating_system, machine, is_write, lines, lineno, cursorpos, dependencies, user_agent, dedup_hash, \
+                 created_at, gap_us) VALUES {}",
+                placeholders(1, 21, chunk.len())
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for hb in chunk {
+            for (slot, hb) in chunk {
                 q = q
-                    .bind(hb.id(user_id))
+                    .bind(&slot.row.id)
                     .bind(user_id)
                     .bind(hb.time_us)
                     .bind(&hb.entity)
@@ -143,86 +252,21 @@ impl Store {
                     .bind(&hb.dependencies)
                     .bind(&hb.user_agent)
                     .bind(hb.dedup_hash())
-                    .bind(now);
-            }
-            for row in q.fetch_all(&mut *tx).await? {
-                inserted_times.push(row.try_get("time_us")?);
-            }
-        }
-        if inserted_times.is_empty() {
-            tx.commit().await?;
-            return Ok(0);
-        }
-        let lo = *inserted_times.iter().min().unwrap_or(&0);
-        let hi = *inserted_times.iter().max().unwrap_or(&0);
-
-        // The window whose gaps may have changed: the heartbeat before it, and all inside it.
-        let mut rows: Vec<WindowRow> = Vec::new();
-        if let Some(prev) = sqlx::query(
-            "SELECT id, time_us, gap_us, project, category FROM heartbeats \
-             WHERE user_id = $1 AND time_us < $2 ORDER BY time_us DESC, id DESC LIMIT 1",
-        )
-        .bind(user_id)
-        .bind(lo)
-        .fetch_optional(&mut *tx)
-        .await?
-        {
-            rows.push(window_row(&prev)?);
-        }
-        for row in sqlx::query(
-            "SELECT id, time_us, gap_us, project, category FROM heartbeats \
-             WHERE user_id = $1 AND time_us >= $2 AND time_us <= $3 ORDER BY time_us, id",
-        )
-        .bind(user_id)
-        .bind(lo)
-        .bind(hi)
-        .fetch_all(&mut *tx)
-        .await?
-        {
-            rows.push(window_row(&row)?);
-        }
-        let after: Option<i64> = sqlx::query_scalar(
-            "SELECT time_us FROM heartbeats WHERE user_id = $1 AND time_us > $2 ORDER BY time_us, id LIMIT 1",
-        )
-        .bind(user_id)
-        .bind(hi)
-        .fetch_optional(&mut *tx)
-        .await?;
-
-        let mut changed: Vec<(&str, i64)> = Vec::new();
-        let mut deltas: BTreeMap<(i64, &str), (i64, i64)> = BTreeMap::new();
-        for (i, row) in rows.iter().enumerate() {
-            let next = rows.get(i + 1).map(|r| r.time_us).or(after);
-            let new_gap = gap(row.time_us, next);
-            if new_gap != row.gap_us {
-                changed.push((&row.id, new_gap));
-                let delta = new_gap - row.gap_us;
-                let entry = deltas
-                    .entry((bucket_of(row.time_us), row.project.as_str()))
-                    .or_default();
-                entry.0 += delta;
-                if row.coding {
-                    entry.1 += delta;
-                }
-            }
-        }
-
-        for chunk in changed.chunks(CHUNK) {
-            let mut cases = String::new();
-            let mut ids = Vec::new();
-            for i in 0..chunk.len() {
-                cases.push_str(&format!(" WHEN ${} THEN ${}", 2 * i + 2, 2 * i + 3));
-                ids.push(format!("${}", 2 * i + 2));
-            }
-            let sql = format!(
-                "UPDATE heartbeats SET gap_us = CASE id{cases} END WHERE user_id = $1 AND id IN ({})",
-                ids.join(", ")
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user_id);
-            for (id, g) in chunk {
-                q = q.bind(*id).bind(*g);
+                    .bind(now)
+                    .bind(slot.gap);
             }
             q.execute(&mut *tx).await?;
+        }
+        for slot in slots
+            .iter()
+            .filter(|s| s.new.is_none() && s.gap != s.row.gap_us)
+        {
+            sqlx::query("UPDATE heartbeats SET gap_us = $1 WHERE user_id = $2 AND id = $3")
+                .bind(slot.gap)
+                .bind(user_id)
+                .bind(&slot.row.id)
+                .execute(&mut *tx)
+                .await?;
         }
 
         let deltas: Vec<_> = deltas
@@ -242,17 +286,17 @@ impl Store {
                 q = q
                     .bind(user_id)
                     .bind(*bucket)
-                    .bind(*project)
+                    .bind(project.as_str())
                     .bind(*total)
                     .bind(*coding);
             }
             q.execute(&mut *tx).await?;
         }
 
-        let mut languages: Vec<(&str, &str)> = batch
+        let mut languages: Vec<(&str, &str)> = fresh
             .iter()
-            .filter(|hb| !hb.language.is_empty())
-            .map(|hb| (hb.project.as_str(), hb.language.as_str()))
+            .filter(|(_, _, hb)| !hb.language.is_empty())
+            .map(|(_, _, hb)| (hb.project.as_str(), hb.language.as_str()))
             .collect();
         languages.sort_unstable();
         languages.dedup();
@@ -268,7 +312,7 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(inserted_times.len())
+        Ok(fresh.len())
     }
 
     /// Coding time in `[start_us, end_us)` (both on 15-minute boundaries), by the definition:
