@@ -10,14 +10,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use sqlx::Row;
 
-use super::{Store, flag};
+use super::{Backend, Store, flag};
 use crate::domain::activity::{BUCKET_SECS, Heartbeat, bucket_of, gap};
 use crate::domain::seal;
 use crate::domain::user::User;
 
 /// Rows per multi-row statement (kept well under both backends' parameter limits).
 const CHUNK: usize = 400;
-/// Heartbeat rows per insert: many small statements beat one huge one here (measured).
+/// Heartbeat rows per multi-row insert on PostgreSQL.
 const INSERT_CHUNK: usize = 25;
 
 /// A stored heartbeat, as the API shows it.
@@ -219,43 +219,91 @@ impl Store {
             }
         }
 
-        let inserts: Vec<(&Slot, &Heartbeat)> = slots
+        let new: Vec<(&Slot, &Heartbeat)> = slots
             .iter()
             .filter_map(|s| s.new.map(|hb| (s, hb)))
             .collect();
-        for chunk in inserts.chunks(INSERT_CHUNK) {
-            let sql = format!(
-                "INSERT INTO heartbeats (id, user_id, time_us, entity, type, category, project, branch, language, editor, \
-                 operating_system, machine, is_write, lines, lineno, cursorpos, dependencies, user_agent, dedup_hash, \
-                 created_at, gap_us) VALUES {}",
-                placeholders(1, 21, chunk.len())
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (slot, hb) in chunk {
-                q = q
-                    .bind(&slot.row.id)
+        match self.backend {
+            // SQLite: the batch as one JSON document, a single parameter. Binding twenty
+            // parameters per row is what cost time there (measured: 1,000 rows 80 → 57 ms).
+            Backend::Sqlite => {
+                let rows: Vec<serde_json::Value> = new
+                    .iter()
+                    .map(|(slot, hb)| {
+                        serde_json::json!([
+                            slot.row.id,
+                            hb.time_us,
+                            hb.entity,
+                            hb.kind,
+                            hb.category,
+                            hb.project,
+                            hb.branch,
+                            hb.language,
+                            hb.editor,
+                            hb.operating_system,
+                            hb.machine,
+                            flag(hb.is_write),
+                            hb.lines,
+                            hb.lineno,
+                            hb.cursorpos,
+                            hb.dependencies,
+                            hb.user_agent,
+                            hb.dedup_hash(),
+                            slot.gap,
+                        ])
+                    })
+                    .collect();
+                let columns: Vec<String> = (0..19).map(|i| format!("value ->> {i}")).collect();
+                let sql = format!(
+                    "INSERT INTO heartbeats (id, time_us, entity, type, category, project, branch, language, editor, \
+                     operating_system, machine, is_write, lines, lineno, cursorpos, dependencies, user_agent, dedup_hash, \
+                     gap_us, user_id, created_at) SELECT {}, $2, $3 FROM json_each($1)",
+                    columns.join(", ")
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(serde_json::Value::Array(rows).to_string())
                     .bind(user_id)
-                    .bind(hb.time_us)
-                    .bind(&hb.entity)
-                    .bind(&hb.kind)
-                    .bind(&hb.category)
-                    .bind(&hb.project)
-                    .bind(&hb.branch)
-                    .bind(&hb.language)
-                    .bind(&hb.editor)
-                    .bind(&hb.operating_system)
-                    .bind(&hb.machine)
-                    .bind(flag(hb.is_write))
-                    .bind(hb.lines)
-                    .bind(hb.lineno)
-                    .bind(hb.cursorpos)
-                    .bind(&hb.dependencies)
-                    .bind(&hb.user_agent)
-                    .bind(hb.dedup_hash())
                     .bind(now)
-                    .bind(slot.gap);
+                    .execute(&mut *tx)
+                    .await?;
             }
-            q.execute(&mut *tx).await?;
+            // PostgreSQL: multi-row VALUES in small statements (faster here than json_to_recordset).
+            Backend::Postgres => {
+                for chunk in new.chunks(INSERT_CHUNK) {
+                    let sql = format!(
+                        "INSERT INTO heartbeats (id, user_id, time_us, entity, type, category, project, branch, language, \
+                         editor, operating_system, machine, is_write, lines, lineno, cursorpos, dependencies, user_agent, \
+                         dedup_hash, created_at, gap_us) VALUES {}",
+                        placeholders(1, 21, chunk.len())
+                    );
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for (slot, hb) in chunk {
+                        q = q
+                            .bind(&slot.row.id)
+                            .bind(user_id)
+                            .bind(hb.time_us)
+                            .bind(&hb.entity)
+                            .bind(&hb.kind)
+                            .bind(&hb.category)
+                            .bind(&hb.project)
+                            .bind(&hb.branch)
+                            .bind(&hb.language)
+                            .bind(&hb.editor)
+                            .bind(&hb.operating_system)
+                            .bind(&hb.machine)
+                            .bind(flag(hb.is_write))
+                            .bind(hb.lines)
+                            .bind(hb.lineno)
+                            .bind(hb.cursorpos)
+                            .bind(&hb.dependencies)
+                            .bind(&hb.user_agent)
+                            .bind(hb.dedup_hash())
+                            .bind(now)
+                            .bind(slot.gap);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+            }
         }
         for slot in slots
             .iter()
