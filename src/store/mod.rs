@@ -109,6 +109,9 @@ impl Store {
                             // 32 MiB of page cache per connection (the default is 2 MiB): index
                             // inserts into a million-row heartbeat table stay in memory.
                             conn.execute("PRAGMA cache_size = -32768").await?;
+                            // Checkpoints run in the background (`spawn_checkpointer`), not inside
+                            // whichever request's commit happens to fill the log.
+                            conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
                             Ok(())
                         })
                     })
@@ -154,6 +157,30 @@ impl Store {
             .await
             .context("applying database migrations")?;
         Ok(())
+    }
+
+    /// On SQLite, copy the write-ahead log into the database every second, off the request
+    /// path (a PASSIVE checkpoint never blocks readers or writers).
+    pub fn spawn_checkpointer(&self) {
+        if self.backend != Backend::Sqlite {
+            return;
+        }
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if pool.is_closed() {
+                    break;
+                }
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        });
     }
 
     /// A cheap round trip, for `/readyz`.
