@@ -22,4 +22,10 @@ CREATE TABLE project_languages (
     PRIMARY KEY (user_id, project, language)
 );
 
-CREATE INDEX heartbeats_user_project_time_idx ON heartbeats (user_id, project, time_us);
+-- Each project's newest heartbeat, kept at ingest (cheaper than an index on every heartbeat).
+CREATE TABLE project_recent (
+    user_id  TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    project  TEXT NOT NULL,
+    last_us  BIGINT NOT NULL,
+    PRIMARY KEY (user_id, project)
+);

@@ -341,6 +341,26 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
 
+        let mut recent: BTreeMap<&str, i64> = BTreeMap::new();
+        for (_, _, hb) in &fresh {
+            let last = recent.entry(hb.project.as_str()).or_insert(hb.time_us);
+            *last = (*last).max(hb.time_us);
+        }
+        let recent: Vec<(&str, i64)> = recent.into_iter().collect();
+        for chunk in recent.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO project_recent (user_id, project, last_us) VALUES {} \
+                 ON CONFLICT (user_id, project) DO UPDATE SET last_us = \
+                 CASE WHEN excluded.last_us > project_recent.last_us THEN excluded.last_us ELSE project_recent.last_us END",
+                placeholders(1, 3, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (project, last) in chunk {
+                q = q.bind(user_id).bind(*project).bind(*last);
+            }
+            q.execute(&mut *tx).await?;
+        }
+
         let mut languages: Vec<(&str, &str)> = fresh
             .iter()
             .filter(|(_, _, hb)| !hb.language.is_empty())
@@ -468,18 +488,19 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         let mut out = Vec::new();
+        let mut recent: HashMap<String, i64> = HashMap::new();
+        for row in sqlx::query("SELECT project, last_us FROM project_recent WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            recent.insert(row.try_get("project")?, row.try_get("last_us")?);
+        }
         for row in totals {
             let name: String = row.try_get("project")?;
-            let most_recent: Option<i64> = sqlx::query_scalar(
-                "SELECT MAX(time_us) FROM heartbeats WHERE user_id = $1 AND project = $2",
-            )
-            .bind(user_id)
-            .bind(&name)
-            .fetch_one(&self.pool)
-            .await?;
             out.push(ProjectSummary {
                 total_us: row.try_get("total")?,
-                most_recent_us: most_recent.unwrap_or(0),
+                most_recent_us: recent.get(&name).copied().unwrap_or(0),
                 languages: languages.remove(&name).unwrap_or_default(),
                 archived: archived.contains(&name),
                 name,
