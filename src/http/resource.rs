@@ -8,9 +8,49 @@ use super::api::{ApiError, bearer_token};
 use super::client_ip;
 use crate::app::AppState;
 use crate::domain::scope::Scopes;
-use crate::domain::secret::{self, TokenKind};
+use crate::domain::secret::{self, Secret, TokenKind};
 use crate::domain::user::User;
 use crate::store::now;
+use crate::store::tokens::TokenInfo;
+
+/// The user behind a live OAuth access token (not a refresh token, not a token without a
+/// user, not a disabled user's), noting the use on the grant (at most once a minute).
+pub async fn access_token_user(
+    state: &AppState,
+    parts: &Parts,
+    token: &Secret,
+) -> Result<Option<(User, TokenInfo)>, sqlx::Error> {
+    let t = now();
+    let Some(info) = state.store.token_info(token, t).await? else {
+        return Ok(None);
+    };
+    if !info.active || info.kind != "access" {
+        return Ok(None);
+    }
+    let Some(user_id) = info.user_id.as_deref() else {
+        return Ok(None);
+    };
+    let Some(user) = state
+        .store
+        .user_by_id(user_id)
+        .await?
+        .filter(|u| !u.disabled)
+    else {
+        return Ok(None);
+    };
+    if let Some(grant_id) = &info.grant_id {
+        let ua = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        state
+            .store
+            .touch_grant(grant_id, &client_ip(parts, state.config.trust_proxy), ua, t)
+            .await?;
+    }
+    Ok(Some((user, info)))
+}
 
 /// A user and the scopes their token carries. Tokens without a user (client credentials) are
 /// refused: this API is always about a person.
@@ -52,32 +92,9 @@ impl FromRequestParts<AppState> for ResourceUser {
             });
         }
         let token = secret::parse(TokenKind::AccessToken, text).ok_or(ApiError::InvalidToken)?;
-        let info = state
-            .store
-            .token_info(&token, t)
+        let (user, info) = access_token_user(state, parts, &token)
             .await?
             .ok_or(ApiError::InvalidToken)?;
-        if !info.active || info.kind != "access" {
-            return Err(ApiError::InvalidToken);
-        }
-        let user_id = info.user_id.as_deref().ok_or(ApiError::InvalidToken)?;
-        let user = state
-            .store
-            .user_by_id(user_id)
-            .await?
-            .filter(|u| !u.disabled)
-            .ok_or(ApiError::InvalidToken)?;
-        if let Some(grant_id) = &info.grant_id {
-            let ua = parts
-                .headers
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            state
-                .store
-                .touch_grant(grant_id, &client_ip(parts, state.config.trust_proxy), ua, t)
-                .await?;
-        }
         Ok(ResourceUser {
             user,
             scopes: info.scopes,

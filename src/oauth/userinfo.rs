@@ -9,8 +9,7 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::domain::secret::{self, TokenKind};
 use crate::http::api::bearer_token;
-use crate::http::client_ip;
-use crate::store::now;
+use crate::http::resource::access_token_user;
 
 fn bearer_error(
     status: StatusCode,
@@ -58,9 +57,9 @@ pub async fn userinfo(State(state): State<AppState>, parts: Parts) -> Response {
     let Some(token) = secret::parse(TokenKind::AccessToken, text) else {
         return invalid();
     };
-    let info = match state.store.token_info(&token, now()).await {
-        Ok(Some(info)) if info.active && info.kind == "access" => info,
-        Ok(_) => return invalid(),
+    let (user, info) = match access_token_user(&state, &parts, &token).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return invalid(),
         Err(e) => {
             tracing::error!(error = %e, "database error at userinfo");
             return (
@@ -70,9 +69,6 @@ pub async fn userinfo(State(state): State<AppState>, parts: Parts) -> Response {
                 .into_response();
         }
     };
-    let Some(user_id) = info.user_id.as_deref() else {
-        return invalid();
-    };
     if !info.scopes.contains("openid") {
         return bearer_error(
             StatusCode::FORBIDDEN,
@@ -80,26 +76,6 @@ pub async fn userinfo(State(state): State<AppState>, parts: Parts) -> Response {
             "userinfo needs the openid scope",
             Some("openid"),
         );
-    }
-    let user = match state.store.user_by_id(user_id).await {
-        Ok(Some(user)) if !user.disabled => user,
-        _ => return invalid(),
-    };
-    if let Some(grant_id) = &info.grant_id {
-        let ua = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let _ = state
-            .store
-            .touch_grant(
-                grant_id,
-                &client_ip(&parts, state.config.trust_proxy),
-                ua,
-                now(),
-            )
-            .await;
     }
     let mut body = json!({ "sub": user.id });
     if info.scopes.contains("profile") {
