@@ -168,4 +168,69 @@ on_both_backends! {
         // Nothing malformed created an account.
         assert_eq!(app.store.list_users().await.unwrap().len(), 1);
     }
+
+    async fn api_and_oauth_routes_answer_malformed_requests_with_json_4xx(backend) {
+        let app = spawn_app(&backend).await;
+        let (user, pat) = app.user_with_pat("api@example.com", "apps read profile", false).await;
+        let key = app.store.api_key(&user.id).await.unwrap();
+        let form = "application/x-www-form-urlencoded";
+        let json = "application/json";
+        let big = format!("{{\"name\": \"{}\"}}", "x".repeat(2_000_000));
+        // (method, path, content type, body, bearer)
+        let cases: Vec<(Method, &str, &str, Vec<u8>, &str)> = vec![
+            (Method::POST, "/oauth/token", form, b"".to_vec(), ""),
+            (Method::POST, "/oauth/token", form, b"grant_type=authorization_code&client_id=%FF".to_vec(), ""),
+            (Method::POST, "/oauth/token", json, b"[1,2,3]".to_vec(), ""),
+            (Method::POST, "/oauth/token", json, b"{\"grant_type\": {\"a\": 1}}".to_vec(), ""),
+            (Method::POST, "/oauth/token", "text/plain", b"grant_type=client_credentials".to_vec(), ""),
+            (Method::POST, "/oauth/token", form, vec![0xff, 0xfe], ""),
+            (Method::GET, "/oauth/token", "", vec![], ""),
+            (Method::POST, "/oauth/revoke", form, b"token=x".to_vec(), ""),
+            (Method::POST, "/oauth/introspect", form, b"token=x&client_id=0123456789abcdef0123456789abcdef".to_vec(), ""),
+            (Method::GET, "/oauth/userinfo", "", vec![], "lk_at_nope"),
+            (Method::GET, "/oauth/userinfo", "", vec![], ""),
+            (Method::POST, "/oauth/clients", json, b"{".to_vec(), &pat),
+            (Method::POST, "/oauth/clients", json, br#"{"name": 5, "redirect_uri": []}"#.to_vec(), &pat),
+            (Method::POST, "/oauth/clients", json, big.clone().into_bytes(), &pat),
+            (Method::PATCH, "/oauth/clients/not-a-uuid", json, b"{}".to_vec(), &pat),
+            (Method::DELETE, "/oauth/clients/%FF%FE", "", vec![], &pat),
+            (Method::POST, "/oauth/leaked", json, b"{\"tokens\": 5}".to_vec(), ""),
+            (Method::POST, "/oauth/leaked", form, b"x=1".to_vec(), ""),
+            (Method::POST, "/api/v1/users/current/heartbeats", json, b"{".to_vec(), &key),
+            (Method::POST, "/api/v1/users/current/heartbeats", json, b"[]".to_vec(), &key),
+            (Method::POST, "/api/v1/users/current/heartbeats.bulk", json, b"{\"time\": 1}".to_vec(), &key),
+            (Method::POST, "/api/v1/users/current/heartbeats.bulk", json, b"[1, \"x\", null]".to_vec(), ""),
+            (Method::GET, "/api/v1/authenticated/hours?start_date=%FF", "", vec![], &pat),
+            (Method::GET, "/api/v1/authenticated/hours?start_date=0000-00-00", "", vec![], &pat),
+            (Method::GET, "/api/v1/authenticated/hours?end_date=99999-01-01", "", vec![], &pat),
+            (Method::GET, "/api/v1/authenticated/projects?include_archived=2", "", vec![], &pat),
+            (Method::GET, "/api/v1/authenticated/me", "", vec![], "Bearer lk_pat_x"),
+            (Method::POST, "/api/v1/authenticated/me", json, b"{}".to_vec(), &pat),
+            (Method::GET, "/oauth/authorize?client_id=%FF&response_type=code", "", vec![], ""),
+            (Method::GET, "/oauth/authorize?client_id=0123456789abcdef0123456789abcdef&client_id=x", "", vec![], ""),
+            (Method::GET, "/.well-known/openid-configuration/extra", "", vec![], ""),
+        ];
+        let client = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        for (method, path, content_type, body, bearer) in cases {
+            let oversized = body.len() > 1024 * 1024;
+            let mut request = client.request(method.clone(), app.url(path)).body(body);
+            if !content_type.is_empty() {
+                request = request.header("content-type", content_type);
+            }
+            if !bearer.is_empty() {
+                request = request.header("authorization", format!("Bearer {bearer}"));
+            }
+            let response = match request.send().await {
+                Ok(r) => r,
+                Err(e) if oversized && e.is_request() => continue,
+                Err(e) => panic!("{method} {path}: {e}"),
+            };
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            assert!(status.is_client_error(), "{method} {path} answered {status}: {}", &text[..text.len().min(300)]);
+            for leak in ["panicked", "sqlx", "stack backtrace"] {
+                assert!(!text.contains(leak), "{method} {path} leaked {leak}");
+            }
+        }
+    }
 }
