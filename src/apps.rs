@@ -32,6 +32,15 @@ pub struct Origin<'a> {
     pub user_agent: &'a str,
 }
 
+impl<'a> From<&'a crate::http::Ctx> for Origin<'a> {
+    fn from(ctx: &'a crate::http::Ctx) -> Self {
+        Origin {
+            ip: &ctx.ip,
+            user_agent: &ctx.user_agent,
+        }
+    }
+}
+
 impl<'a> Origin<'a> {
     pub const CLI: Origin<'static> = Origin {
         ip: "cli",

@@ -40,6 +40,10 @@ pub async fn ensure_cookie(
     response
 }
 
+/// A form with nothing but its CSRF token (a button that does one thing).
+#[derive(Deserialize)]
+pub struct NoFields {}
+
 /// A URL-encoded form whose `csrf` field matched the browser's cookie.
 pub struct CsrfForm<T>(pub T);
 

@@ -82,10 +82,7 @@ async fn verify(
 ) -> Result<Response, PageError> {
     let admin = require_admin(&ctx)?;
     let app = apps::find(&state.store, &admin, &id).await?;
-    let origin = Origin {
-        ip: &ctx.ip,
-        user_agent: &ctx.user_agent,
-    };
+    let origin = Origin::from(&ctx);
     apps::set_verified(&state.store, &admin, &app, form.verified == "1", origin).await?;
     Ok(Redirect::to("/admin").into_response())
 }

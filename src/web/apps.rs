@@ -15,6 +15,7 @@ use crate::domain::app::{AppInput, split_lines};
 use crate::domain::scope;
 use crate::domain::secret::Secret;
 use crate::domain::user::{FieldError, User};
+use crate::http::csrf::NoFields;
 use crate::http::{CsrfForm, Ctx, PageError};
 use crate::store::App;
 
@@ -46,13 +47,6 @@ impl From<AppsError> for PageError {
             AppsError::Invalid(_) => PageError::BadRequest,
             AppsError::Database(e) => PageError::Database(e),
         }
-    }
-}
-
-fn origin(ctx: &Ctx) -> Origin<'_> {
-    Origin {
-        ip: &ctx.ip,
-        user_agent: &ctx.user_agent,
     }
 }
 
@@ -252,7 +246,7 @@ async fn create(
         &user,
         &input,
         state.config.access_token_ttl.as_secs(),
-        origin(&ctx),
+        Origin::from(&ctx),
     )
     .await
     {
@@ -344,7 +338,7 @@ async fn update(
         return form_errors(ctx, Some(app), values, name_locked, errors);
     }
     let ttl = state.config.access_token_ttl.as_secs();
-    match apps::update(&state.store, &user, &app, &input, ttl, origin(&ctx)).await {
+    match apps::update(&state.store, &user, &app, &input, ttl, Origin::from(&ctx)).await {
         Ok((updated, Some(secret))) => show_page(ctx, updated, Some(secret), None, StatusCode::OK),
         Ok((updated, None)) => {
             Ok(Redirect::to(&format!("/oauth/applications/{}", updated.id)).into_response())
@@ -357,17 +351,14 @@ async fn update(
     }
 }
 
-#[derive(serde::Deserialize)]
-struct Empty {}
-
 async fn reset_secret(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(id): Path<String>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(_): CsrfForm<NoFields>,
 ) -> Result<Response, PageError> {
     let (user, app) = load(&state, &ctx, &id).await?;
-    let secret = apps::reset_secret(&state.store, &user, &app, origin(&ctx)).await?;
+    let secret = apps::reset_secret(&state.store, &user, &app, Origin::from(&ctx)).await?;
     let notice = Some(ctx.t("apps-secret-reset-done"));
     show_page(ctx, app, Some(secret), notice, StatusCode::OK)
 }
@@ -376,10 +367,10 @@ async fn revoke_tokens(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(id): Path<String>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(_): CsrfForm<NoFields>,
 ) -> Result<Response, PageError> {
     let (user, app) = load(&state, &ctx, &id).await?;
-    let revoked = apps::revoke_tokens(&state.store, &user, &app, origin(&ctx)).await?;
+    let revoked = apps::revoke_tokens(&state.store, &user, &app, Origin::from(&ctx)).await?;
     let notice = Some(ctx.t_args(
         "apps-revoked-done",
         &[
@@ -410,9 +401,9 @@ async fn delete(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(id): Path<String>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(_): CsrfForm<NoFields>,
 ) -> Result<Response, PageError> {
     let (user, app) = load(&state, &ctx, &id).await?;
-    apps::delete(&state.store, &user, &app, origin(&ctx)).await?;
+    apps::delete(&state.store, &user, &app, Origin::from(&ctx)).await?;
     Ok(Redirect::to("/oauth/applications").into_response())
 }

@@ -15,6 +15,7 @@ use crate::app::AppState;
 use crate::domain::password;
 use crate::domain::secret::{self, TokenKind};
 use crate::domain::user::{FieldError, User, parse_email, parse_text};
+use crate::http::csrf::NoFields;
 use crate::http::{CsrfForm, Ctx, PageError, safe_return_to};
 use crate::store::setup::SetupError;
 use crate::store::{AuditEvent, AuditKind, CreateUserError, NewUser, now};
@@ -135,14 +136,11 @@ async fn login(
     }
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn logout(
     State(state): State<AppState>,
     ctx: Ctx,
     jar: CookieJar,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(_): CsrfForm<NoFields>,
 ) -> Result<Response, PageError> {
     if let (Some(hash), Some(user)) = (&ctx.session_hash, &ctx.user) {
         state.store.delete_session(hash).await?;

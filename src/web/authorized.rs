@@ -11,6 +11,7 @@ use serde_json::json;
 use super::{fmt_time, render};
 use crate::app::AppState;
 use crate::domain::scope;
+use crate::http::csrf::NoFields;
 use crate::http::{CsrfForm, Ctx, PageError};
 use crate::store::{AuditEvent, AuditKind, now};
 
@@ -91,15 +92,12 @@ async fn list(
     render(AuthorizedPage { ctx, rows, notice })
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 /// Remove the grant and every token issued under it, in one transaction.
 async fn revoke(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(id): Path<String>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(_): CsrfForm<NoFields>,
 ) -> Result<Response, PageError> {
     let user = ctx.require_user()?.clone();
     let grant = state

@@ -13,6 +13,7 @@ use crate::app::AppState;
 use crate::domain::password;
 use crate::domain::scope::{self, Scopes};
 use crate::domain::user::{FieldError, Profile, User, parse_text, parse_timezone};
+use crate::http::csrf::NoFields;
 use crate::http::{CsrfForm, Ctx, PageError};
 use crate::store::{AuditEvent, AuditKind, now};
 
@@ -423,14 +424,11 @@ async fn create_token(
     render(page)
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 async fn revoke_token(
     State(state): State<AppState>,
     ctx: Ctx,
     Path(id): Path<String>,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(_): CsrfForm<NoFields>,
 ) -> Result<Response, PageError> {
     let user = ctx.require_user()?.clone();
     if !state.store.revoke_pat(&user.id, &id, now()).await? {
@@ -447,7 +445,7 @@ async fn revoke_token(
 async fn regenerate_api_key(
     State(state): State<AppState>,
     ctx: Ctx,
-    CsrfForm(_): CsrfForm<Empty>,
+    CsrfForm(_): CsrfForm<NoFields>,
 ) -> Result<Response, PageError> {
     let user = ctx.require_user()?.clone();
     state.store.regenerate_api_key(&user.id).await?;
