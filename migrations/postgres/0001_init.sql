@@ -182,7 +182,8 @@ CREATE TABLE server_secrets (
     created_at  BIGINT NOT NULL
 );
 
--- Coding activity.
+-- Coding activity. A heartbeat's id is derived from its user and dedup_hash, so the primary key
+-- also keeps identical heartbeats out (no second unique index to maintain on every insert).
 CREATE TABLE heartbeats (
     id                TEXT PRIMARY KEY,
     user_id           TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
@@ -203,8 +204,7 @@ CREATE TABLE heartbeats (
     dependencies      TEXT NOT NULL DEFAULT '',
     user_agent        TEXT NOT NULL DEFAULT '',
     dedup_hash        TEXT NOT NULL,
-    created_at        BIGINT NOT NULL,
-    CONSTRAINT heartbeats_user_dedup_key UNIQUE (user_id, dedup_hash)
+    created_at        BIGINT NOT NULL
 );
 CREATE INDEX heartbeats_user_time_idx ON heartbeats (user_id, time_us);
 
