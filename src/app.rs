@@ -16,7 +16,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::config::Config;
-use crate::http::ratelimit::Limiter;
+use crate::http::ratelimit::Limits;
 use crate::http::{self, CookieNames};
 use crate::store::{Store, now};
 use crate::{api, oauth, ops, web};
@@ -27,7 +27,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub cookies: Arc<CookieNames>,
-    pub login_limiter: Limiter,
+    pub limits: Limits,
     pub metrics: PrometheusHandle,
     /// Parsed ID-token signing keys.
     pub keys: oauth::keys::KeyCache,
@@ -35,12 +35,12 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(config: Config, store: Store) -> AppState {
-        let login_limiter = Limiter::per_minute(config.login_rate_per_minute, config.rate_limits);
+        let limits = Limits::new(&config, &store);
         AppState {
             cookies: Arc::new(CookieNames::new(config.https())),
             config: Arc::new(config),
             store,
-            login_limiter,
+            limits,
             metrics: http::metrics::handle(),
             keys: oauth::keys::KeyCache::default(),
         }
@@ -66,8 +66,11 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .merge(pages)
         .merge(ops::router())
-        .merge(api::router())
-        .merge(oauth::api_router())
+        .merge(
+            api::router()
+                .merge(oauth::api_router())
+                .layer(middleware::from_fn(http::ratelimit::quota_headers)),
+        )
         .with_state(state.clone());
     let router = http::headers::apply(router, state.config.https());
     router
@@ -109,7 +112,7 @@ fn spawn_housekeeping(state: &AppState) {
             if let Err(e) = state.store.purge_expired_sessions(now()).await {
                 tracing::warn!(error = %e, "purging expired sessions failed");
             }
-            state.login_limiter.purge();
+            state.limits.purge().await;
         }
     });
 }

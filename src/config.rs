@@ -45,6 +45,16 @@ pub struct Settings {
     #[arg(long, global = true, env = "LATCHKEY_LOGIN_RATE_PER_MINUTE")]
     pub login_rate_per_minute: Option<u32>,
 
+    /// Token, revocation, introspection and leak-report requests allowed per minute, per client
+    /// IP and per confidential app [default: 600].
+    #[arg(long, global = true, env = "LATCHKEY_TOKEN_RATE_PER_MINUTE")]
+    pub token_rate_per_minute: Option<u32>,
+
+    /// API requests allowed per minute and user, shared by all of the user's apps and tokens
+    /// (resource API, userinfo, client API, heartbeats) [default: 300].
+    #[arg(long, global = true, env = "LATCHKEY_API_RATE_PER_MINUTE")]
+    pub api_rate_per_minute: Option<u32>,
+
     /// Log format: `pretty` or `json` [default: pretty].
     #[arg(long, global = true, env = "LATCHKEY_LOG")]
     pub log: Option<String>,
@@ -79,6 +89,8 @@ pub const KNOWN_ENV: &[&str] = &[
     "LATCHKEY_REGISTRATION",
     "LATCHKEY_RATE_LIMITS",
     "LATCHKEY_LOGIN_RATE_PER_MINUTE",
+    "LATCHKEY_TOKEN_RATE_PER_MINUTE",
+    "LATCHKEY_API_RATE_PER_MINUTE",
     "LATCHKEY_LOG",
     "LATCHKEY_SESSION_TTL",
     "LATCHKEY_ACCESS_TOKEN_TTL",
@@ -108,6 +120,8 @@ pub struct Config {
     pub registration_open: bool,
     pub rate_limits: bool,
     pub login_rate_per_minute: u32,
+    pub token_rate_per_minute: u32,
+    pub api_rate_per_minute: u32,
     pub log: LogFormat,
     pub session_ttl: Duration,
     pub access_token_ttl: Duration,
@@ -142,6 +156,8 @@ impl Settings {
             registration: self.registration.or(file.registration),
             rate_limits: self.rate_limits.or(file.rate_limits),
             login_rate_per_minute: self.login_rate_per_minute.or(file.login_rate_per_minute),
+            token_rate_per_minute: self.token_rate_per_minute.or(file.token_rate_per_minute),
+            api_rate_per_minute: self.api_rate_per_minute.or(file.api_rate_per_minute),
             log: self.log.or(file.log),
             session_ttl: self.session_ttl.or(file.session_ttl),
             access_token_ttl: self.access_token_ttl.or(file.access_token_ttl),
@@ -262,10 +278,10 @@ impl Config {
             }
         };
 
-        let login_rate_per_minute = settings.login_rate_per_minute.unwrap_or(10);
-        if login_rate_per_minute == 0 {
-            return Err(bad("login_rate_per_minute", "must be at least 1"));
-        }
+        let per_minute = |name, value: Option<u32>, default| match value.unwrap_or(default) {
+            0 => Err(bad(name, "must be at least 1")),
+            n => Ok(n),
+        };
 
         Ok(Config {
             bind,
@@ -273,7 +289,21 @@ impl Config {
             database_url,
             registration_open,
             rate_limits: on_off("rate_limits", settings.rate_limits.as_deref(), true)?,
-            login_rate_per_minute,
+            login_rate_per_minute: per_minute(
+                "login_rate_per_minute",
+                settings.login_rate_per_minute,
+                10,
+            )?,
+            token_rate_per_minute: per_minute(
+                "token_rate_per_minute",
+                settings.token_rate_per_minute,
+                600,
+            )?,
+            api_rate_per_minute: per_minute(
+                "api_rate_per_minute",
+                settings.api_rate_per_minute,
+                300,
+            )?,
             log,
             session_ttl: ttl(
                 "session_ttl",

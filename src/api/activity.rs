@@ -5,6 +5,7 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -19,6 +20,7 @@ use crate::app::AppState;
 use crate::domain::activity::{Heartbeat, HeartbeatInput};
 use crate::domain::user::User;
 use crate::http::api::ApiError;
+use crate::http::ratelimit::spend_quota;
 use crate::http::resource::ResourceUser;
 use crate::store::activity::StoredHeartbeat;
 use crate::store::now;
@@ -71,13 +73,8 @@ fn api_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
 }
 
 /// The user behind an ingest request; `{user}` must be `current` or their own id.
-async fn ingest_user(
-    state: &AppState,
-    path_user: &str,
-    headers: &HeaderMap,
-    query: Option<&str>,
-) -> Result<User, ApiError> {
-    let key = api_key(headers, query)
+async fn ingest_user(state: &AppState, path_user: &str, parts: &Parts) -> Result<User, ApiError> {
+    let key = api_key(&parts.headers, parts.uri.query())
         .filter(|k| uuid::Uuid::parse_str(k.trim()).is_ok())
         .ok_or(ApiError::InvalidToken)?;
     let user = state
@@ -90,6 +87,7 @@ async fn ingest_user(
             "heartbeats can only be sent for your own account",
         ));
     }
+    spend_quota(state, parts, &format!("heartbeats:{}", user.id)).await?;
     Ok(user)
 }
 
@@ -139,12 +137,12 @@ fn check(item: Value, headers: &HeaderMap) -> Result<Heartbeat, String> {
 async fn ingest_one(
     State(state): State<AppState>,
     Path(path_user): Path<String>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
+    parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let user = ingest_user(&state, &path_user, &headers, uri.query()).await?;
-    let hb = check(parse_body(&body)?, &headers).map_err(ApiError::BadRequest)?;
+    let user = ingest_user(&state, &path_user, &parts).await?;
+    let headers = &parts.headers;
+    let hb = check(parse_body(&body)?, headers).map_err(ApiError::BadRequest)?;
     let t = now();
     state
         .store
@@ -160,11 +158,11 @@ async fn ingest_one(
 async fn ingest_bulk(
     State(state): State<AppState>,
     Path(path_user): Path<String>,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
+    parts: Parts,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let user = ingest_user(&state, &path_user, &headers, uri.query()).await?;
+    let user = ingest_user(&state, &path_user, &parts).await?;
+    let headers = &parts.headers;
     let items = match parse_body(&body)? {
         Value::Array(items) => items,
         _ => {
@@ -178,10 +176,8 @@ async fn ingest_bulk(
             "send at most {MAX_BULK} heartbeats at a time"
         )));
     }
-    let checked: Vec<Result<Heartbeat, String>> = items
-        .into_iter()
-        .map(|item| check(item, &headers))
-        .collect();
+    let checked: Vec<Result<Heartbeat, String>> =
+        items.into_iter().map(|item| check(item, headers)).collect();
     let good: Vec<Heartbeat> = checked
         .iter()
         .filter_map(|c| c.as_ref().ok().cloned())

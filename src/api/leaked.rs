@@ -4,6 +4,7 @@
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde::Deserialize;
@@ -12,6 +13,7 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::domain::secret;
 use crate::http::api::{ApiError, ApiJson};
+use crate::http::client_ip;
 use crate::store::{AuditEvent, AuditKind, now};
 
 /// At most this many strings per report.
@@ -38,8 +40,16 @@ enum Report {
 
 async fn report(
     State(state): State<AppState>,
+    parts: Parts,
     ApiJson(report): ApiJson<Report>,
 ) -> Result<Response, ApiError> {
+    let ip = client_ip(&parts, state.config.trust_proxy);
+    state
+        .limits
+        .token
+        .check(&[&format!("ip:{ip}")])
+        .await
+        .map_err(|retry_after| ApiError::TooManyRequests { retry_after })?;
     let items = match report {
         Report::List(items) | Report::Wrapped { tokens: items } => items,
     };

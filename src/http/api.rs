@@ -15,6 +15,7 @@ use crate::domain::scope::Scopes;
 use crate::domain::secret::{self, TokenKind};
 use crate::domain::user::{FieldError, User};
 use crate::http::error::json_error as body;
+use crate::http::ratelimit::spend_quota;
 use crate::store::now;
 
 #[derive(Debug, thiserror::Error)]
@@ -251,6 +252,8 @@ impl FromRequestParts<AppState> for ApiUser {
                 .authenticate_pat(&pat, now())
                 .await?
                 .ok_or(ApiError::InvalidToken)?;
+            // The client API has its own per-user quota, apart from the resource API's.
+            spend_quota(state, parts, &format!("clients:{}", user.id)).await?;
             return Ok(ApiUser {
                 user,
                 credential: Credential::PersonalAccessToken {
@@ -270,6 +273,7 @@ impl FromRequestParts<AppState> for ApiUser {
         if let Some(cookie) = jar.get(state.cookies.session)
             && let Some(session) = state.store.session(cookie.value(), now()).await?
         {
+            spend_quota(state, parts, &format!("clients:{}", session.user.id)).await?;
             return Ok(ApiUser {
                 user: session.user,
                 credential: Credential::Session,

@@ -6,6 +6,7 @@ use axum::http::request::Parts;
 
 use super::api::{ApiError, bearer_token};
 use super::client_ip;
+use super::ratelimit::spend_quota;
 use crate::app::AppState;
 use crate::domain::scope::Scopes;
 use crate::domain::secret::{self, Secret, TokenKind};
@@ -52,6 +53,16 @@ pub async fn access_token_user(
     Ok(Some((user, info)))
 }
 
+/// Spend one request of the user's resource-API quota, which all of their apps and tokens share
+/// (the resource API and userinfo).
+pub async fn resource_quota(
+    state: &AppState,
+    parts: &Parts,
+    user_id: &str,
+) -> Result<(), ApiError> {
+    spend_quota(state, parts, &format!("user:{user_id}")).await
+}
+
 /// A user and the scopes their token carries. Tokens without a user (client credentials) are
 /// refused: this API is always about a person.
 #[derive(Debug, Clone)]
@@ -79,25 +90,28 @@ impl FromRequestParts<AppState> for ResourceUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let text = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
-        let t = now();
-        if let Some(pat) = secret::parse(TokenKind::PersonalAccessToken, text) {
+        let caller = if let Some(pat) = secret::parse(TokenKind::PersonalAccessToken, text) {
             let (pat, user) = state
                 .store
-                .authenticate_pat(&pat, t)
+                .authenticate_pat(&pat, now())
                 .await?
                 .ok_or(ApiError::InvalidToken)?;
-            return Ok(ResourceUser {
+            ResourceUser {
                 user,
                 scopes: pat.scopes,
-            });
-        }
-        let token = secret::parse(TokenKind::AccessToken, text).ok_or(ApiError::InvalidToken)?;
-        let (user, info) = access_token_user(state, parts, &token)
-            .await?
-            .ok_or(ApiError::InvalidToken)?;
-        Ok(ResourceUser {
-            user,
-            scopes: info.scopes,
-        })
+            }
+        } else {
+            let token =
+                secret::parse(TokenKind::AccessToken, text).ok_or(ApiError::InvalidToken)?;
+            let (user, info) = access_token_user(state, parts, &token)
+                .await?
+                .ok_or(ApiError::InvalidToken)?;
+            ResourceUser {
+                user,
+                scopes: info.scopes,
+            }
+        };
+        resource_quota(state, parts, &caller.user.id).await?;
+        Ok(caller)
     }
 }

@@ -22,6 +22,8 @@ pub enum ErrorCode {
     AuthorizationPending,
     SlowDown,
     ExpiredToken,
+    /// Not an RFC 6749 code: too many requests (answered 429 with `Retry-After`).
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -42,6 +44,7 @@ impl ErrorCode {
             ErrorCode::AuthorizationPending => "authorization_pending",
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::ExpiredToken => "expired_token",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 }
@@ -57,6 +60,8 @@ impl std::fmt::Display for ErrorCode {
 pub struct OAuthError {
     pub code: ErrorCode,
     pub description: String,
+    /// Seconds to wait, for `RateLimited`.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -64,6 +69,14 @@ impl OAuthError {
         OAuthError {
             code,
             description: description.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn rate_limited(retry_after: u64) -> Self {
+        OAuthError {
+            retry_after: Some(retry_after),
+            ..OAuthError::new(ErrorCode::RateLimited, "too many requests; retry later")
         }
     }
 }
@@ -87,6 +100,7 @@ impl IntoResponse for OAuthError {
         let status = match self.code {
             ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         };
         let mut response = (
@@ -104,6 +118,11 @@ impl IntoResponse for OAuthError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"latchkey\", charset=\"UTF-8\""),
             );
+        }
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -10,12 +10,16 @@ use axum::http::{HeaderMap, header};
 use base64::Engine;
 
 use super::error::{ErrorCode, OAuthError};
+use crate::app::AppState;
+use crate::http::client_ip;
 use crate::store::{App, Store};
 
-/// The parameters of a request, with the headers needed for client authentication.
+/// The parameters of a request, with the headers needed for client authentication and the
+/// client's IP address for rate limits.
 pub struct Params {
     pub values: HashMap<String, String>,
     pub headers: HeaderMap,
+    pub ip: String,
 }
 
 impl Params {
@@ -37,10 +41,13 @@ fn bad(description: &str) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidRequest, description)
 }
 
-impl<S: Send + Sync> FromRequest<S> for Params {
+impl FromRequest<AppState> for Params {
     type Rejection = OAuthError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let ip = client_ip(&parts, state.config.trust_proxy);
+        let req = Request::from_parts(parts, body);
         let headers = req.headers().clone();
         let content_type = headers
             .get(header::CONTENT_TYPE)
@@ -86,7 +93,11 @@ impl<S: Send + Sync> FromRequest<S> for Params {
                 ));
             }
         }
-        Ok(Params { values, headers })
+        Ok(Params {
+            values,
+            headers,
+            ip,
+        })
     }
 }
 
@@ -121,7 +132,27 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OA
 
 /// Authenticate the client of a token-endpoint request. Confidential apps must present their
 /// secret (Basic or in the body, not both); public apps present only their `client_id`.
-pub async fn authenticate_client(store: &Store, params: &Params) -> Result<App, OAuthError> {
+///
+/// Every request counts against its client IP's limit, and a confidential app's requests
+/// against the app's own once it has authenticated. A public app is not limited as a whole:
+/// anyone can name its `client_id`, so such a limit would let anyone lock out its users.
+pub async fn authenticate_client(state: &AppState, params: &Params) -> Result<App, OAuthError> {
+    let limits = &state.limits.token;
+    limits
+        .check(&[&format!("ip:{}", params.ip)])
+        .await
+        .map_err(OAuthError::rate_limited)?;
+    let app = client(&state.store, params).await?;
+    if app.confidential {
+        limits
+            .check(&[&format!("app:{}", app.client_id)])
+            .await
+            .map_err(OAuthError::rate_limited)?;
+    }
+    Ok(app)
+}
+
+async fn client(store: &Store, params: &Params) -> Result<App, OAuthError> {
     let failed = || OAuthError::new(ErrorCode::InvalidClient, "client authentication failed");
     let basic = basic_credentials(&params.headers)?;
     let body_secret = params.get("client_secret");

@@ -19,7 +19,7 @@ fn oauth_token(text: &str) -> Option<Secret> {
 
 /// Answers 200 whatever the token was (RFC 7009 §2.2), and never touches another app's token.
 pub async fn revoke(State(state): State<AppState>, params: Params) -> Result<Response, OAuthError> {
-    let app = authenticate_client(&state.store, &params).await?;
+    let app = authenticate_client(&state, &params).await?;
     let text = params.require("token")?;
     if let Some(hint) = params.get("token_type_hint")
         && !matches!(hint, "access_token" | "refresh_token")
@@ -43,7 +43,7 @@ pub async fn introspect(
     State(state): State<AppState>,
     params: Params,
 ) -> Result<Response, OAuthError> {
-    let app = authenticate_client(&state.store, &params).await?;
+    let app = authenticate_client(&state, &params).await?;
     if !app.confidential {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,

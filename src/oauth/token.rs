@@ -24,7 +24,7 @@ fn invalid_grant(description: &str) -> OAuthError {
 
 pub async fn token(State(state): State<AppState>, params: Params) -> Result<Response, OAuthError> {
     let grant_type = params.require("grant_type")?.to_owned();
-    let app = authenticate_client(&state.store, &params).await?;
+    let app = authenticate_client(&state, &params).await?;
     match grant_type.as_str() {
         "authorization_code" => authorization_code(&state, &app, &params).await,
         "refresh_token" => refresh_token(&state, &app, &params).await,

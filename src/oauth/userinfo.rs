@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::app::AppState;
 use crate::domain::secret::{self, TokenKind};
 use crate::http::api::bearer_token;
-use crate::http::resource::access_token_user;
+use crate::http::resource::{access_token_user, resource_quota};
 
 fn bearer_error(
     status: StatusCode,
@@ -69,6 +69,9 @@ pub async fn userinfo(State(state): State<AppState>, parts: Parts) -> Response {
                 .into_response();
         }
     };
+    if let Err(e) = resource_quota(&state, &parts, &user.id).await {
+        return e.into_response();
+    }
     if !info.scopes.contains("openid") {
         return bearer_error(
             StatusCode::FORBIDDEN,

@@ -8,6 +8,7 @@ mod grants;
 mod keys;
 mod leaks;
 mod pats;
+mod rate;
 mod sessions;
 pub mod setup;
 pub mod tokens;
@@ -55,6 +56,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "activity",
         include_str!("../../migrations/sqlite/0002_activity.sql"),
     ),
+    (
+        3,
+        "rate_limits",
+        include_str!("../../migrations/sqlite/0003_rate_limits.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -66,6 +72,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "activity",
         include_str!("../../migrations/postgres/0002_activity.sql"),
+    ),
+    (
+        3,
+        "rate_limits",
+        include_str!("../../migrations/postgres/0003_rate_limits.sql"),
     ),
 ];
 

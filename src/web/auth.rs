@@ -97,8 +97,10 @@ async fn login(
     let return_to = safe_return_to(form.return_to.as_deref());
     let email = form.email.trim().to_lowercase();
     state
-        .login_limiter
-        .check(&[format!("ip:{}", ctx.ip), format!("email:{email}")])
+        .limits
+        .login
+        .check(&[&format!("ip:{}", ctx.ip), &format!("email:{email}")])
+        .await
         .map_err(|retry_after| PageError::TooManyRequests { retry_after })?;
 
     let found = if email.is_empty() || email.len() > 320 {
@@ -277,8 +279,10 @@ async fn signup(
         return Err(PageError::RegistrationClosed);
     }
     state
-        .login_limiter
-        .check(&[format!("signup-ip:{}", ctx.ip)])
+        .limits
+        .login
+        .check(&[&format!("signup-ip:{}", ctx.ip)])
+        .await
         .map_err(|retry_after| PageError::TooManyRequests { retry_after })?;
     let return_to = safe_return_to(form.return_to.as_deref());
     let page = SignupPage::signup(ctx.clone(), return_to.clone());
@@ -346,8 +350,10 @@ async fn setup(
     CsrfForm(form): CsrfForm<AccountForm>,
 ) -> Result<Response, PageError> {
     state
-        .login_limiter
-        .check(&[format!("setup-ip:{}", ctx.ip)])
+        .limits
+        .login
+        .check(&[&format!("setup-ip:{}", ctx.ip)])
+        .await
         .map_err(|retry_after| PageError::TooManyRequests { retry_after })?;
     let Some(token) = form
         .token

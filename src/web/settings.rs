@@ -312,8 +312,10 @@ async fn change_password(
 ) -> Result<Response, PageError> {
     let user = ctx.require_user()?.clone();
     state
-        .login_limiter
-        .check(&[format!("email:{}", user.email.to_lowercase())])
+        .limits
+        .login
+        .check(&[&format!("email:{}", user.email.to_lowercase())])
+        .await
         .map_err(|retry_after| PageError::TooManyRequests { retry_after })?;
     let hash = state.store.password_hash(&user.id).await?;
     let mut errors = Vec::new();

@@ -139,7 +139,7 @@ pub struct TestApp {
     pub store: Store,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     // Dropped last: the server and pool go first.
-    _db: TestDb,
+    _db: Option<TestDb>,
 }
 
 impl Drop for TestApp {
@@ -179,7 +179,18 @@ pub async fn spawn_app_with(backend: &Backend, tweak: impl FnOnce(&mut Settings)
         base: format!("http://{addr}"),
         store,
         shutdown: Some(tx),
-        _db: db,
+        _db: Some(db),
+    }
+}
+
+/// The helpers of [`TestApp`] for a server started elsewhere (a `latchkey serve` process)
+/// at `base`, with a store on its database.
+pub async fn attach(base: String, database_url: &str) -> TestApp {
+    TestApp {
+        base,
+        store: Store::connect(database_url).await.expect("connect"),
+        shutdown: None,
+        _db: None,
     }
 }
 
@@ -378,5 +389,14 @@ impl TestApp {
             .into_iter()
             .map(|e| e.kind)
             .collect()
+    }
+}
+
+/// Rate limits count in one-minute windows: wait for a new one when this one is nearly over, so
+/// a test's few requests all fall into the same window.
+pub async fn fresh_rate_window() {
+    let into = latchkey::store::now().rem_euclid(60);
+    if into >= 54 {
+        tokio::time::sleep(std::time::Duration::from_secs((61 - into) as u64)).await;
     }
 }

@@ -2,6 +2,7 @@
 //! HTTP. Each test runs on SQLite, and on PostgreSQL when `LATCHKEY_TEST_POSTGRES_URL` is set.
 
 mod helpers;
+mod limits;
 
 mod accounts;
 mod activity;
@@ -10,11 +11,13 @@ mod cli;
 mod clients;
 mod concurrency;
 mod malformed;
+mod nodes;
 mod oauth;
 mod oauth_helpers;
 mod oidc_client;
 mod ops;
 mod pages;
+mod process;
 mod settings;
 mod setup;
 mod store;
