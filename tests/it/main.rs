@@ -10,6 +10,7 @@ mod apps_pages;
 mod cli;
 mod clients;
 mod concurrency;
+mod crash;
 mod malformed;
 mod nodes;
 mod oauth;
