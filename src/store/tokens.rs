@@ -264,6 +264,7 @@ impl Store {
         let mut tx = self.begin().await?;
         let row = sqlx::query(
             "UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+             AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = auth_codes.user_id AND users.disabled = 1) \
              RETURNING app_id, user_id, grant_id, redirect_uri, redirect_uri_given, scopes, code_challenge, nonce, auth_time",
         )
         .bind(now)
@@ -343,6 +344,7 @@ impl Store {
         let row = sqlx::query(
             "UPDATE tokens SET rotated_at = $1 WHERE token_hash = $2 AND kind = 'refresh' AND app_id = $3 \
              AND rotated_at IS NULL AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) \
+             AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = tokens.user_id AND users.disabled = 1) \
              RETURNING user_id, grant_id, family_id, scopes",
         )
         .bind(now)

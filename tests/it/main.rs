@@ -7,6 +7,7 @@ mod limits;
 mod accounts;
 mod activity;
 mod apps_pages;
+mod attacks;
 mod cli;
 mod clients;
 mod concurrency;

@@ -40,6 +40,18 @@ pub async fn register_with(
         )
         .await
         .unwrap();
+    register_for(app, &owner.id, confidential, scopes, uris).await
+}
+
+/// Register an app owned by `owner_id`.
+pub async fn register_for(
+    app: &TestApp,
+    owner_id: &str,
+    confidential: bool,
+    scopes: &str,
+    uris: &[&str],
+) -> RegisteredApp {
+    let now = latchkey::store::now();
     let input = latchkey::domain::app::AppInput {
         name: "Test Client".into(),
         homepage_url: "https://client.example".into(),
@@ -50,7 +62,7 @@ pub async fn register_with(
         issue_refresh: None,
     };
     let draft = input.validate(3600).expect("valid app");
-    let (stored, secret) = app.store.create_app(&owner.id, &draft, now).await.unwrap();
+    let (stored, secret) = app.store.create_app(owner_id, &draft, now).await.unwrap();
     RegisteredApp {
         id: stored.id,
         client_id: stored.client_id,
