@@ -5,7 +5,7 @@ mod authorize;
 mod discovery;
 pub mod error;
 pub mod keys;
-mod params;
+pub mod params;
 mod revoke;
 mod token;
 mod userinfo;

@@ -61,10 +61,23 @@ impl FromRequest<AppState> for Params {
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|_| bad("the request body could not be read"))?;
+        let values = parse_body(&content_type, &body)?;
+        Ok(Params {
+            values,
+            headers,
+            ip,
+        })
+    }
+}
+
+/// The parameters of a token-endpoint body: a form (`application/x-www-form-urlencoded`) or a
+/// JSON object (`application/json`), each parameter at most once. `content_type` is the media
+/// type alone, lowercase.
+pub fn parse_body(content_type: &str, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
         let mut values = HashMap::new();
-        match content_type.as_str() {
+        match content_type {
             "application/x-www-form-urlencoded" => {
-                let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+                let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
                     .map_err(|_| bad("the form body is not valid"))?;
                 for (k, v) in pairs {
                     if values.insert(k.clone(), v).is_some() {
@@ -74,7 +87,7 @@ impl FromRequest<AppState> for Params {
             }
             "application/json" => {
                 let object: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_slice(&body)
+                    serde_json::from_slice(body)
                         .map_err(|_| bad("the JSON body must be an object"))?;
                 for (k, v) in object {
                     let text = match v {
@@ -93,16 +106,11 @@ impl FromRequest<AppState> for Params {
                 ));
             }
         }
-        Ok(Params {
-            values,
-            headers,
-            ip,
-        })
-    }
+    Ok(values)
 }
 
 /// `Authorization: Basic` credentials, form-decoded as RFC 6749 §2.3.1 asks.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
     let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
