@@ -74,38 +74,37 @@ impl FromRequest<AppState> for Params {
 /// JSON object (`application/json`), each parameter at most once. `content_type` is the media
 /// type alone, lowercase.
 pub fn parse_body(content_type: &str, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
-        let mut values = HashMap::new();
-        match content_type {
-            "application/x-www-form-urlencoded" => {
-                let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-                    .map_err(|_| bad("the form body is not valid"))?;
-                for (k, v) in pairs {
-                    if values.insert(k.clone(), v).is_some() {
-                        return Err(bad(&format!("`{k}` appears more than once")));
-                    }
+    let mut values = HashMap::new();
+    match content_type {
+        "application/x-www-form-urlencoded" => {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
+                .map_err(|_| bad("the form body is not valid"))?;
+            for (k, v) in pairs {
+                if values.insert(k.clone(), v).is_some() {
+                    return Err(bad(&format!("`{k}` appears more than once")));
                 }
-            }
-            "application/json" => {
-                let object: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_slice(body)
-                        .map_err(|_| bad("the JSON body must be an object"))?;
-                for (k, v) in object {
-                    let text = match v {
-                        serde_json::Value::String(s) => s,
-                        serde_json::Value::Number(n) => n.to_string(),
-                        serde_json::Value::Bool(b) => b.to_string(),
-                        serde_json::Value::Null => continue,
-                        _ => return Err(bad(&format!("`{k}` must be a string"))),
-                    };
-                    values.insert(k, text);
-                }
-            }
-            _ => {
-                return Err(bad(
-                    "send the parameters as application/x-www-form-urlencoded or application/json",
-                ));
             }
         }
+        "application/json" => {
+            let object: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(body).map_err(|_| bad("the JSON body must be an object"))?;
+            for (k, v) in object {
+                let text = match v {
+                    serde_json::Value::String(s) => s,
+                    serde_json::Value::Number(n) => n.to_string(),
+                    serde_json::Value::Bool(b) => b.to_string(),
+                    serde_json::Value::Null => continue,
+                    _ => return Err(bad(&format!("`{k}` must be a string"))),
+                };
+                values.insert(k, text);
+            }
+        }
+        _ => {
+            return Err(bad(
+                "send the parameters as application/x-www-form-urlencoded or application/json",
+            ));
+        }
+    }
     Ok(values)
 }
 
