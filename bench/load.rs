@@ -1,8 +1,8 @@
 //! Load test: a `latchkey serve` process (the release binary) held at 1,000 concurrent HTTP/1.1
 //! connections, first on the resource API (`GET /api/v1/authenticated/me` with a user's OAuth
 //! access token), then on the token endpoint (`client_credentials` with Basic authentication).
-//! Every answer must be a 200; the run fails on any error. Reports requests per second, p50/p99
-//! latency, and the server's peak and final RSS.
+//! Every answer must be a 200 and the server's peak RSS must stay under 512 MiB; the run fails
+//! otherwise. Reports requests per second, p50/p99 latency, and the server's RSS and peak RSS.
 //!
 //!     cargo bench --bench load                                   # SQLite, 30 s per phase
 //!     cargo bench --bench load -- --seconds 5 --postgres URL     # also PostgreSQL, shorter
@@ -25,6 +25,9 @@ use latchkey::domain::app::AppInput;
 use latchkey::domain::scope::Scopes;
 use latchkey::store::tokens::Issue;
 use latchkey::store::{NewUser, Store, now};
+
+/// Memory must stay bounded under load: the run fails if the server's peak RSS passes this.
+const PEAK_RSS_LIMIT_MIB: f64 = 512.0;
 
 struct Options {
     seconds: u64,
@@ -322,6 +325,10 @@ async fn run(label: &str, database_url: &str, o: &Options) -> bool {
             println!("   first error: {e}");
         }
         clean &= p.errors == 0 && p.ok > 0;
+        if peak > PEAK_RSS_LIMIT_MIB {
+            println!("   the server's memory grew past {PEAK_RSS_LIMIT_MIB} MiB");
+            clean = false;
+        }
     }
     let alive = server.try_wait().ok().flatten().is_none();
     if !alive {
