@@ -62,6 +62,19 @@ impl Store {
     /// it was stored: when several nodes start at once, the first one's key is kept.
     pub async fn add_first_signing_key(&self, key: &SigningKey) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin().await?;
+        // A NOT EXISTS check alone lets two transactions both insert (each sees no key yet);
+        // a marker row under a primary key makes the second wait for the first and give way.
+        let first = sqlx::query(
+            "INSERT INTO server_secrets (name, value, created_at) VALUES ('first_signing_key', $1, $2) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(key.kid.as_bytes().to_vec())
+        .bind(key.created_at)
+        .execute(&mut *tx)
+        .await?;
+        if first.rows_affected() == 0 {
+            return Ok(false);
+        }
         let done = sqlx::query(
             "INSERT INTO signing_keys (kid, alg, private_pem, public_jwk, created_at, active) \
              SELECT $1, $2, $3, $4, $5, 1 WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE active = 1)",
