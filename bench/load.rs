@@ -234,6 +234,7 @@ async fn run(label: &str, database_url: &str, o: &Options) -> bool {
         confidential: true,
         access_token_ttl: None,
         issue_refresh: None,
+        device_flow: None,
     }
     .validate(3600)
     .unwrap();

@@ -102,6 +102,9 @@ pub enum ClientCommand {
         /// Access-token lifetime in seconds [default: the server's].
         #[arg(long)]
         access_token_ttl: Option<u64>,
+        /// Allow the device authorization grant (RFC 8628).
+        #[arg(long)]
+        device_flow: bool,
         #[arg(long)]
         json: bool,
     },
@@ -439,6 +442,7 @@ async fn client_command(store: &Store, config: &Config, cmd: ClientCommand) -> a
             homepage_url,
             public,
             access_token_ttl,
+            device_flow,
             json,
         } => {
             let owner = find_user(store, &owner).await?;
@@ -450,6 +454,7 @@ async fn client_command(store: &Store, config: &Config, cmd: ClientCommand) -> a
                 confidential: !public,
                 access_token_ttl,
                 issue_refresh: None,
+                device_flow: Some(device_flow),
             };
             let (app, secret) = apps::create(
                 store,

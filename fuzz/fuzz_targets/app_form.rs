@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
         confidential: flags.contains('c'),
         access_token_ttl: flags.strip_prefix('t').and_then(|t| t.parse().ok()),
         issue_refresh: Some(flags.contains('r')),
+        device_flow: Some(flags.contains('d')),
     };
     match input.validate(3600) {
         Ok(draft) => {

@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
             confidential,
             access_token_ttl: None,
             issue_refresh: None,
+            device_flow: None,
         };
         let Ok(draft) = input.validate(3600) else {
             continue;

@@ -28,7 +28,8 @@ pub fn router() -> Router<AppState> {
         .route("/oauth/clients/{id}/revoke_tokens", post(revoke_tokens))
 }
 
-/// The client object of SPEC §8, with the secret only when one was just issued.
+/// The client object of SPEC §8, with the secret only when one was just issued, and
+/// `"device_flow": true` for apps that allow the device flow.
 pub fn client_json(app: &App, secret: Option<&Secret>) -> Value {
     let mut object = json!({
         "id": app.id,
@@ -42,6 +43,10 @@ pub fn client_json(app: &App, secret: Option<&Secret>) -> Value {
         "verified": app.verified,
         "created_at": rfc3339(app.created_at),
     });
+    // Beyond the pinned object, and only when on, so the pinned shape stays as it was.
+    if app.device_flow {
+        object["device_flow"] = json!(true);
+    }
     if let Some(secret) = secret {
         object["client_secret"] = json!(secret.expose());
     }
@@ -102,6 +107,8 @@ struct ClientBody {
     access_token_ttl: Option<u64>,
     /// Whether refresh tokens are issued (default true).
     refresh_tokens: Option<bool>,
+    /// Whether the device authorization grant is enabled (default false).
+    device_flow: Option<bool>,
 }
 
 impl ClientBody {
@@ -122,6 +129,7 @@ impl ClientBody {
             confidential: self.confidential.unwrap_or(base.confidential),
             access_token_ttl: self.access_token_ttl.or(base.access_token_ttl),
             issue_refresh: self.refresh_tokens.or(base.issue_refresh),
+            device_flow: self.device_flow.or(base.device_flow),
         }
     }
 }
@@ -136,6 +144,7 @@ pub fn input_of(app: &App) -> AppInput {
         confidential: app.confidential,
         access_token_ttl: u64::try_from(app.access_token_ttl).ok(),
         issue_refresh: Some(app.issue_refresh),
+        device_flow: Some(app.device_flow),
     }
 }
 

@@ -115,6 +115,8 @@ pub struct AppInput {
     pub confidential: bool,
     pub access_token_ttl: Option<u64>,
     pub issue_refresh: Option<bool>,
+    /// The device authorization grant (RFC 8628); off unless asked for.
+    pub device_flow: Option<bool>,
 }
 
 /// A validated app definition, ready to store.
@@ -127,6 +129,7 @@ pub struct AppDraft {
     pub confidential: bool,
     pub access_token_ttl: i64,
     pub issue_refresh: bool,
+    pub device_flow: bool,
 }
 
 /// Split a textarea of redirect URIs, one per line, dropping blank lines.
@@ -215,6 +218,7 @@ impl AppInput {
             confidential: self.confidential,
             access_token_ttl: i64::try_from(ttl).unwrap_or(i64::MAX),
             issue_refresh: self.issue_refresh.unwrap_or(true),
+            device_flow: self.device_flow.unwrap_or(false),
         })
     }
 }

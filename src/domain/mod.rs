@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod app;
+pub mod device;
 pub mod password;
 pub mod pkce;
 pub mod scope;

@@ -17,6 +17,7 @@ use url::Url;
 use crate::app::AppState;
 use crate::domain::app::match_redirect_uri;
 use crate::domain::scope::{self, Scopes};
+use crate::domain::user::User;
 use crate::domain::{app::is_client_id, pkce};
 use crate::http::ctx::urlencode;
 use crate::http::{CsrfForm, Ctx, PageError};
@@ -294,13 +295,35 @@ fn parse_query(raw: Option<String>) -> Vec<(String, String)> {
 /// The consent page (SPEC §4 step 4).
 #[derive(Template)]
 #[template(path = "consent.html")]
-struct ConsentPage {
-    ctx: Ctx,
-    app: App,
-    scopes: Vec<(String, String)>,
-    hidden: Vec<(String, String)>,
-    signed_in_as: String,
-    heading: String,
+pub(super) struct ConsentPage {
+    pub ctx: Ctx,
+    pub app: App,
+    pub scopes: Vec<(String, String)>,
+    /// Where the decision goes, with these hidden fields.
+    pub action: &'static str,
+    pub hidden: Vec<(String, String)>,
+    pub signed_in_as: String,
+    pub heading: String,
+    /// For the device flow: the line asking to compare the code with the device's.
+    pub device_line: Option<String>,
+}
+
+impl ConsentPage {
+    pub fn new(ctx: &Ctx, app: &App, scopes: &Scopes, user: &User) -> ConsentPage {
+        ConsentPage {
+            scopes: scopes
+                .iter()
+                .map(|s| (s.to_owned(), ctx.t(scope::description_key(s))))
+                .collect(),
+            action: "/oauth/authorize",
+            hidden: Vec::new(),
+            signed_in_as: ctx.t_args("signed-in-as", &[("email", &user.email)]),
+            heading: ctx.t_args("consent-heading", &[("app", &app.name)]),
+            device_line: None,
+            app: app.clone(),
+            ctx: ctx.clone(),
+        }
+    }
 }
 
 async fn authorize(State(state): State<AppState>, ctx: Ctx, RawQuery(query): RawQuery) -> Response {
@@ -359,16 +382,8 @@ async fn proceed(state: &AppState, ctx: &Ctx, valid: &Valid) -> Result<Response,
         ));
     }
     let page = ConsentPage {
-        scopes: valid
-            .scopes
-            .iter()
-            .map(|s| (s.to_owned(), ctx.t(scope::description_key(s))))
-            .collect(),
         hidden: valid.raw.clone(),
-        signed_in_as: ctx.t_args("signed-in-as", &[("email", &user.email)]),
-        heading: ctx.t_args("consent-heading", &[("app", &valid.app.name)]),
-        app: valid.app.clone(),
-        ctx: ctx.clone(),
+        ..ConsentPage::new(ctx, &valid.app, &valid.scopes, user)
     };
     match page.render() {
         Ok(html) => Ok(axum::response::Html(html).into_response()),

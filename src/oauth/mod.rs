@@ -2,6 +2,7 @@
 //! introspection, userinfo.
 
 mod authorize;
+mod device;
 mod discovery;
 pub mod error;
 pub mod keys;
@@ -34,6 +35,7 @@ pub fn api_router() -> Router<AppState> {
         .route("/oauth/token", post(token::token))
         .route("/oauth/access_token", post(token::token))
         .route("/oauth/revoke", post(revoke::revoke))
+        .route("/oauth/device/code", post(device::device_authorization))
         .route("/oauth/introspect", post(revoke::introspect))
         .route(
             "/oauth/userinfo",
@@ -50,5 +52,5 @@ pub fn api_router() -> Router<AppState> {
 
 /// Browser endpoints: the authorization request and the consent decision.
 pub fn page_router() -> Router<AppState> {
-    authorize::router()
+    authorize::router().merge(device::page_router())
 }

@@ -18,7 +18,7 @@ use crate::domain::secret::{self, TokenKind};
 use crate::store::tokens::{CodeOutcome, Issue, IssueSpec, Issued, RefreshOutcome};
 use crate::store::{App, AuditEvent, AuditKind, now};
 
-fn invalid_grant(description: &str) -> OAuthError {
+pub(super) fn invalid_grant(description: &str) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidGrant, description)
 }
 
@@ -29,6 +29,7 @@ pub async fn token(State(state): State<AppState>, params: Params) -> Result<Resp
         "authorization_code" => authorization_code(&state, &app, &params).await,
         "refresh_token" => refresh_token(&state, &app, &params).await,
         "client_credentials" => client_credentials(&state, &app, &params).await,
+        super::device::GRANT_TYPE => super::device::poll(&state, &app, &params).await,
         _ => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             "this grant type is not supported",
@@ -56,8 +57,40 @@ struct IdTokenClaims<'a> {
     at_hash: String,
 }
 
+/// An ID token for `user_id` when the tokens carry `openid` (OpenID Connect Core §2).
+pub(super) async fn id_token(
+    state: &AppState,
+    app: &App,
+    user_id: &str,
+    auth_time: i64,
+    nonce: Option<&str>,
+    issued: &Issued,
+) -> Result<Option<String>, OAuthError> {
+    if !issued.scopes.contains("openid") {
+        return Ok(None);
+    }
+    let user = state
+        .store
+        .user_by_id(user_id)
+        .await?
+        .ok_or_else(|| invalid_grant("unknown user"))?;
+    let t = now();
+    let claims = IdTokenClaims {
+        iss: &state.config.issuer,
+        sub: &user.id,
+        aud: &app.client_id,
+        azp: &app.client_id,
+        exp: t + 3600,
+        iat: t,
+        auth_time,
+        nonce,
+        at_hash: at_hash(issued.access.expose()),
+    };
+    Ok(Some(state.keys.sign(&state.store, &claims).await?))
+}
+
 /// The success response of RFC 6749 §5.1 with latchkey's `created_at`.
-fn success(issued: &Issued, id_token: Option<String>) -> Response {
+pub(super) fn success(issued: &Issued, id_token: Option<String>) -> Response {
     let mut body = json!({
         "access_token": issued.access.expose(),
         "token_type": "Bearer",
@@ -81,7 +114,7 @@ fn success(issued: &Issued, id_token: Option<String>) -> Response {
         .into_response()
 }
 
-fn refresh_ttl(state: &AppState, app: &App) -> Option<i64> {
+pub(super) fn refresh_ttl(state: &AppState, app: &App) -> Option<i64> {
     app.issue_refresh
         .then(|| i64::try_from(state.config.refresh_token_ttl.as_secs()).unwrap_or(i64::MAX / 2))
 }
@@ -142,27 +175,15 @@ async fn authorization_code(
     match outcome {
         CodeOutcome::Issued(issued_pair) => {
             let (grant, issued) = *issued_pair;
-            let id_token = if grant.scopes.contains("openid") {
-                let user = state
-                    .store
-                    .user_by_id(&grant.user_id)
-                    .await?
-                    .ok_or_else(|| invalid_grant("unknown user"))?;
-                let claims = IdTokenClaims {
-                    iss: &state.config.issuer,
-                    sub: &user.id,
-                    aud: &app.client_id,
-                    azp: &app.client_id,
-                    exp: t + 3600,
-                    iat: t,
-                    auth_time: grant.auth_time,
-                    nonce: grant.nonce.as_deref(),
-                    at_hash: at_hash(issued.access.expose()),
-                };
-                Some(state.keys.sign(&state.store, &claims).await?)
-            } else {
-                None
-            };
+            let id_token = id_token(
+                state,
+                app,
+                &grant.user_id,
+                grant.auth_time,
+                grant.nonce.as_deref(),
+                &issued,
+            )
+            .await?;
             Ok(success(&issued, id_token))
         }
         CodeOutcome::Refused(e) => Err(e),

@@ -26,6 +26,7 @@ pub struct App {
     pub owner_email: String,
     pub access_token_ttl: i64,
     pub issue_refresh: bool,
+    pub device_flow: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -34,7 +35,7 @@ macro_rules! select_app {
     ($where:literal) => {
         concat!(
             "SELECT a.id, a.client_id, a.secret_hash, a.name, a.homepage_url, a.redirect_uris, a.scopes, \
-             a.confidential, a.verified, a.owner_id, a.access_token_ttl, a.issue_refresh, a.created_at, \
+             a.confidential, a.verified, a.owner_id, a.access_token_ttl, a.issue_refresh, a.device_flow, a.created_at, \
              a.updated_at, COALESCE(u.name, '') AS owner_name, COALESCE(u.email, '') AS owner_email \
              FROM apps a LEFT JOIN users u ON u.id = a.owner_id ",
             $where
@@ -60,6 +61,7 @@ fn app_from_row(row: &AnyRow) -> Result<App, sqlx::Error> {
         owner_email: row.try_get("owner_email")?,
         access_token_ttl: row.try_get("access_token_ttl")?,
         issue_refresh: row.try_get::<i64, _>("issue_refresh")? != 0,
+        device_flow: row.try_get::<i64, _>("device_flow")? != 0,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -86,8 +88,8 @@ impl Store {
             .then(|| secret::generate(TokenKind::ClientSecret));
         sqlx::query(
             "INSERT INTO apps (id, client_id, secret_hash, name, homepage_url, redirect_uris, scopes, confidential, \
-             owner_id, access_token_ttl, issue_refresh, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+             owner_id, access_token_ttl, issue_refresh, created_at, updated_at, device_flow) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)",
         )
         .bind(&id)
         .bind(new_client_id())
@@ -101,6 +103,7 @@ impl Store {
         .bind(draft.access_token_ttl)
         .bind(flag(draft.issue_refresh))
         .bind(now)
+        .bind(flag(draft.device_flow))
         .execute(&self.pool)
         .await?;
         let app = self.app_by_id(&id).await?.ok_or(sqlx::Error::RowNotFound)?;
@@ -159,7 +162,8 @@ impl Store {
         };
         sqlx::query(
             "UPDATE apps SET name = $1, homepage_url = $2, redirect_uris = $3, scopes = $4, confidential = $5, \
-             secret_hash = $6, access_token_ttl = $7, issue_refresh = $8, updated_at = $9 WHERE id = $10",
+             secret_hash = $6, access_token_ttl = $7, issue_refresh = $8, updated_at = $9, device_flow = $11 \
+             WHERE id = $10",
         )
         .bind(&draft.name)
         .bind(&draft.homepage_url)
@@ -171,6 +175,7 @@ impl Store {
         .bind(flag(draft.issue_refresh))
         .bind(now)
         .bind(&app.id)
+        .bind(flag(draft.device_flow))
         .execute(&self.pool)
         .await?;
         let app = self

@@ -4,6 +4,7 @@
 pub mod activity;
 mod apps;
 pub mod audit;
+pub mod device;
 mod grants;
 mod keys;
 mod leaks;
@@ -61,6 +62,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "rate_limits",
         include_str!("../../migrations/sqlite/0003_rate_limits.sql"),
     ),
+    (
+        4,
+        "device_flow",
+        include_str!("../../migrations/sqlite/0004_device_flow.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -77,6 +83,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "rate_limits",
         include_str!("../../migrations/postgres/0003_rate_limits.sql"),
+    ),
+    (
+        4,
+        "device_flow",
+        include_str!("../../migrations/postgres/0004_device_flow.sql"),
     ),
 ];
 

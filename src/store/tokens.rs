@@ -146,7 +146,7 @@ fn unseal_pair(refresh: &Secret, sealed: &[u8]) -> Option<Issued> {
 }
 
 /// Insert an access token (and a refresh token) in `family`.
-async fn insert_tokens(
+pub(super) async fn insert_tokens(
     conn: &mut sqlx::AnyConnection,
     issue: &Issue<'_>,
     family_id: &str,

@@ -92,6 +92,7 @@ struct FormValues {
     confidential: bool,
     access_token_ttl: String,
     issue_refresh: bool,
+    device_flow: bool,
 }
 
 #[derive(Template)]
@@ -139,6 +140,7 @@ fn values_of(app: &App) -> FormValues {
         confidential: app.confidential,
         access_token_ttl: app.access_token_ttl.to_string(),
         issue_refresh: app.issue_refresh,
+        device_flow: app.device_flow,
     }
 }
 
@@ -152,6 +154,7 @@ async fn new_form(State(state): State<AppState>, ctx: Ctx) -> Result<Response, P
         confidential: true,
         access_token_ttl: state.config.access_token_ttl.as_secs().to_string(),
         issue_refresh: true,
+        device_flow: false,
     };
     render(FormPage {
         ctx,
@@ -189,6 +192,7 @@ fn read_form(
         confidential: get("confidential").is_some(),
         access_token_ttl: get("access_token_ttl").unwrap_or("").trim().to_owned(),
         issue_refresh: get("issue_refresh").is_some(),
+        device_flow: get("device_flow").is_some(),
     };
     let mut errors = Vec::new();
     let ttl = if values.access_token_ttl.is_empty() {
@@ -210,6 +214,7 @@ fn read_form(
         confidential: values.confidential,
         access_token_ttl: ttl,
         issue_refresh: Some(values.issue_refresh),
+        device_flow: Some(values.device_flow),
     };
     (values, input, errors)
 }

@@ -12,6 +12,7 @@ mod cli;
 mod clients;
 mod concurrency;
 mod crash;
+mod device;
 mod malformed;
 mod nodes;
 mod oauth;

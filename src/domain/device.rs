@@ -1,0 +1,77 @@
+//! User codes of the device authorization grant (RFC 8628 §6.1): 8 characters from an alphabet
+//! without vowels or look-alikes, shown as `XXXX-XXXX`, typed in any case, dash optional.
+
+use rand::Rng;
+
+pub const ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+pub const LENGTH: usize = 8;
+
+/// A new user code, drawn uniformly (rejection sampling), without the dash.
+pub fn generate_user_code() -> String {
+    let mut rng = rand::rng();
+    let mut out = String::with_capacity(LENGTH);
+    let mut buf = [0u8; 32];
+    while out.len() < LENGTH {
+        rng.fill_bytes(&mut buf);
+        for &b in &buf {
+            // 240 = 12 × 20: bytes at or above it would bias the first letters.
+            if b < 240 && out.len() < LENGTH {
+                out.push(ALPHABET[usize::from(b % 20)] as char);
+            }
+        }
+    }
+    out
+}
+
+/// What a person typed, as the stored form (upper case, no dash or spaces); `None` when it
+/// cannot be a user code.
+pub fn normalize(typed: &str) -> Option<String> {
+    let code: String = typed
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' ' | '\t'))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    (code.len() == LENGTH && code.bytes().all(|b| ALPHABET.contains(&b))).then_some(code)
+}
+
+/// `XXXX-XXXX`.
+pub fn display(code: &str) -> String {
+    if code.len() == LENGTH && code.is_ascii() {
+        format!("{}-{}", &code[..4], &code[4..])
+    } else {
+        code.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_use_the_alphabet_and_read_back_in_any_form() {
+        for _ in 0..200 {
+            let code = generate_user_code();
+            assert_eq!(code.len(), 8);
+            assert!(code.bytes().all(|b| ALPHABET.contains(&b)), "{code}");
+            let shown = display(&code);
+            assert_eq!(shown.len(), 9);
+            assert_eq!(normalize(&shown).as_deref(), Some(code.as_str()));
+            assert_eq!(
+                normalize(&shown.to_lowercase()).as_deref(),
+                Some(code.as_str())
+            );
+        }
+        assert_eq!(normalize("bcdf ghjk").as_deref(), Some("BCDFGHJK"));
+        for bad in [
+            "",
+            "BCDF-GHJ",
+            "BCDF-GHJKL",
+            "ABCD-EFGH",
+            "BCDF-GHJ0",
+            "BCDF_GHJK",
+            "ВСDF-GHJK",
+        ] {
+            assert_eq!(normalize(bad), None, "{bad}");
+        }
+    }
+}
