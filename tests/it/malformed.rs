@@ -33,6 +33,18 @@ fn cases(csrf: &str) -> Vec<(Method, String, &'static str, Vec<u8>)> {
             vec![],
         ),
         (Method::GET, "/settings?saved=%ZZ".to_owned(), "", vec![]),
+        (
+            Method::GET,
+            "/device?user_code=%FF%FE".to_owned(),
+            "",
+            vec![],
+        ),
+        (
+            Method::GET,
+            format!("/device?user_code={}", "B".repeat(10_000)),
+            "",
+            vec![],
+        ),
         (Method::GET, "/static/../Cargo.toml".to_owned(), "", vec![]),
         (Method::PUT, "/login".to_owned(), form, vec![]),
         (Method::DELETE, "/settings".to_owned(), "", vec![]),
@@ -45,6 +57,8 @@ fn cases(csrf: &str) -> Vec<(Method, String, &'static str, Vec<u8>)> {
         "/setup",
         "/settings/profile",
         "/settings/password",
+        "/device",
+        "/device/authorize",
     ] {
         cases.extend([
             (Method::POST, path.to_owned(), form, vec![]),
@@ -186,6 +200,10 @@ on_both_backends! {
             (Method::POST, "/oauth/token", form, vec![0xff, 0xfe], ""),
             (Method::GET, "/oauth/token", "", vec![], ""),
             (Method::POST, "/oauth/revoke", form, b"token=x".to_vec(), ""),
+            (Method::POST, "/oauth/device/code", form, b"client_id=%FF&scope=%FF".to_vec(), ""),
+            (Method::POST, "/oauth/device/code", json, b"{\"client_id\": [1]}".to_vec(), ""),
+            (Method::GET, "/oauth/device/code", "", vec![], ""),
+            (Method::POST, "/oauth/token", form, b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=lk_dc_x&client_id=0123456789abcdef0123456789abcdef".to_vec(), ""),
             (Method::POST, "/oauth/introspect", form, b"token=x&client_id=0123456789abcdef0123456789abcdef".to_vec(), ""),
             (Method::GET, "/oauth/userinfo", "", vec![], "lk_at_nope"),
             (Method::GET, "/oauth/userinfo", "", vec![], ""),
