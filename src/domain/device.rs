@@ -1,26 +1,12 @@
 //! User codes of the device authorization grant (RFC 8628 §6.1): 8 characters from an alphabet
 //! without vowels or look-alikes, shown as `XXXX-XXXX`, typed in any case, dash optional.
 
-use rand::Rng;
-
 pub const ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
 pub const LENGTH: usize = 8;
 
-/// A new user code, drawn uniformly (rejection sampling), without the dash.
+/// A new user code, drawn uniformly, without the dash.
 pub fn generate_user_code() -> String {
-    let mut rng = rand::rng();
-    let mut out = String::with_capacity(LENGTH);
-    let mut buf = [0u8; 32];
-    while out.len() < LENGTH {
-        rng.fill_bytes(&mut buf);
-        for &b in &buf {
-            // 240 = 12 × 20: bytes at or above it would bias the first letters.
-            if b < 240 && out.len() < LENGTH {
-                out.push(ALPHABET[usize::from(b % 20)] as char);
-            }
-        }
-    }
-    out
+    super::secret::random_from(ALPHABET, LENGTH)
 }
 
 /// What a person typed, as the stored form (upper case, no dash or spaces); `None` when it

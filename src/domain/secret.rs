@@ -79,17 +79,24 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// `n` characters drawn uniformly from the base62 alphabet (rejection sampling, no modulo bias).
+/// `n` characters drawn uniformly from the base62 alphabet.
 pub fn random_base62(n: usize) -> String {
+    random_from(BASE62, n)
+}
+
+/// `n` characters drawn uniformly from `alphabet` (at most 256 ASCII characters), by rejection
+/// sampling: bytes at or above the largest multiple of its length would bias the first ones.
+pub fn random_from(alphabet: &[u8], n: usize) -> String {
+    let len = alphabet.len();
+    let limit = 256 - 256 % len;
     let mut rng = rand::rng();
     let mut out = String::with_capacity(n);
     let mut buf = [0u8; 64];
     while out.len() < n {
         rng.fill_bytes(&mut buf);
         for &b in &buf {
-            // 248 = 4 × 62: bytes at or above it would bias the first characters.
-            if b < 248 && out.len() < n {
-                out.push(BASE62[usize::from(b % 62)] as char);
+            if usize::from(b) < limit && out.len() < n {
+                out.push(alphabet[usize::from(b) % len] as char);
             }
         }
     }

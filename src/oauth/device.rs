@@ -22,7 +22,7 @@ use crate::domain::secret::{self, TokenKind};
 use crate::http::{CsrfForm, Ctx, PageError};
 use crate::store::device::PollOutcome;
 use crate::store::{App, AuditEvent, AuditKind, now};
-use crate::web::render;
+use crate::web::{MessagePage, render};
 
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// How long a device code lives, and how often the device may poll (RFC 8628 §3.2).
@@ -231,14 +231,6 @@ async fn enter(
     })
 }
 
-#[derive(Template)]
-#[template(path = "message.html")]
-struct Message {
-    ctx: Ctx,
-    title: String,
-    message: String,
-}
-
 #[derive(Deserialize)]
 struct DecideForm {
     user_code: String,
@@ -254,7 +246,7 @@ async fn decide(
     let user = ctx.require_user()?.clone();
     let code = normalize(&form.user_code).ok_or(PageError::BadRequest)?;
     let t = now();
-    let gone = || Message {
+    let gone = || MessagePage {
         title: ctx.t("device-title"),
         message: ctx.t("device-gone"),
         ctx: ctx.clone(),
@@ -294,7 +286,7 @@ async fn decide(
         .by(&user.id)
         .details(json!({"scopes": pending.scopes.to_string(), "flow": "device"}));
     state.store.audit(event, t).await?;
-    render(Message {
+    render(MessagePage {
         title: ctx.t("device-title"),
         message: ctx.t_args(message, &[("app", &app.name)]),
         ctx,

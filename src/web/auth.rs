@@ -10,7 +10,7 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{field_error, render};
+use super::{MessagePage, field_error, render};
 use crate::app::AppState;
 use crate::domain::password;
 use crate::domain::secret::{self, TokenKind};
@@ -311,14 +311,7 @@ struct SetupQuery {
 
 /// A setup link is shown as an error page when it cannot be used.
 fn setup_invalid(ctx: &Ctx) -> Result<Response, PageError> {
-    #[derive(Template)]
-    #[template(path = "message.html")]
-    struct Message {
-        ctx: Ctx,
-        title: String,
-        message: String,
-    }
-    let page = Message {
+    let page = MessagePage {
         ctx: ctx.clone(),
         title: ctx.t("setup-title"),
         message: ctx.t("setup-invalid"),

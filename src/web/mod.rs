@@ -37,6 +37,15 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Render a page with status 200.
+/// A page with a title and one message (setup links that cannot be used, device-flow answers).
+#[derive(Template)]
+#[template(path = "message.html")]
+pub(crate) struct MessagePage {
+    pub ctx: Ctx,
+    pub title: String,
+    pub message: String,
+}
+
 pub(crate) fn render(page: impl Template) -> Result<Response, PageError> {
     Ok(Html(page.render()?).into_response())
 }

@@ -73,7 +73,7 @@ async fn approve(app: &TestApp, browser: &reqwest::Client, typed: &str, decision
     )
     .await;
     assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
-    let mut fields = consent_form(&consent.body);
+    let mut fields = form_fields(&consent.body, "/device/authorize");
     fields.push(("decision".into(), decision.into()));
     Page::from(
         browser
@@ -84,22 +84,6 @@ async fn approve(app: &TestApp, browser: &reqwest::Client, typed: &str, decision
             .unwrap(),
     )
     .await
-}
-
-/// The hidden fields of the device consent form.
-fn consent_form(html: &str) -> Vec<(String, String)> {
-    let start = html
-        .find("<form method=\"post\" action=\"/device/authorize\"")
-        .expect("the device consent form");
-    let html = &html[start..start + html[start..].find("</form>").unwrap()];
-    html.split("<input type=\"hidden\" name=\"")
-        .skip(1)
-        .map(|piece| {
-            let name = &piece[..piece.find('"').unwrap()];
-            let rest = &piece[piece.find("value=\"").unwrap() + 7..];
-            (name.to_owned(), unescape(&rest[..rest.find('"').unwrap()]))
-        })
-        .collect()
 }
 
 fn jwt_claims(jwt: &str) -> Value {

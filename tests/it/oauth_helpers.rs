@@ -96,9 +96,14 @@ pub fn location_params(page: &Page) -> std::collections::HashMap<String, String>
 
 /// The hidden fields of the consent form.
 pub fn consent_fields(html: &str) -> Vec<(String, String)> {
+    form_fields(html, "/oauth/authorize")
+}
+
+/// The hidden fields of the form that posts to `action`.
+pub fn form_fields(html: &str, action: &str) -> Vec<(String, String)> {
     let start = html
-        .find("<form method=\"post\" action=\"/oauth/authorize\"")
-        .expect("the consent form");
+        .find(&format!("<form method=\"post\" action=\"{action}\""))
+        .expect("the form");
     let html = &html[start
         ..html[start..]
             .find("</form>")
