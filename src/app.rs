@@ -66,11 +66,8 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .merge(pages)
         .merge(ops::router())
-        .merge(
-            api::router()
-                .merge(oauth::api_router())
-                .layer(middleware::from_fn(http::ratelimit::quota_headers)),
-        )
+        .merge(api::router().layer(middleware::from_fn(http::ratelimit::quota_headers)))
+        .merge(oauth::api_router())
         .with_state(state.clone());
     let router = http::headers::apply(router, state.config.https());
     router

@@ -20,7 +20,7 @@ use crate::domain::device::{display, generate_user_code, normalize};
 use crate::domain::scope::{self, Scopes};
 use crate::domain::secret::{self, TokenKind};
 use crate::http::{CsrfForm, Ctx, PageError};
-use crate::store::device::PollOutcome;
+use crate::store::device::{PendingDevice, PollOutcome};
 use crate::store::{App, AuditEvent, AuditKind, now};
 use crate::web::{MessagePage, render};
 
@@ -176,6 +176,19 @@ async fn enter_page(ctx: Ctx, Query(q): Query<CodeQuery>) -> Result<Response, Pa
     })
 }
 
+/// The pending, unexpired request behind a normalised user code, and its app.
+async fn pending(state: &AppState, code: &str) -> Result<Option<(PendingDevice, App)>, PageError> {
+    let Some(pending) = state.store.pending_device(code, now()).await? else {
+        return Ok(None);
+    };
+    let app = state
+        .store
+        .app_by_id(&pending.app_id)
+        .await?
+        .ok_or(PageError::NotFound)?;
+    Ok(Some((pending, app)))
+}
+
 #[derive(Deserialize)]
 struct EnterForm {
     user_code: String,
@@ -198,16 +211,13 @@ async fn enter(
         ])
         .await
         .map_err(|retry_after| PageError::TooManyRequests { retry_after })?;
-    let t = now();
     let found = match normalize(&form.user_code) {
-        Some(code) => state
-            .store
-            .pending_device(&code, t)
+        Some(code) => pending(&state, &code)
             .await?
-            .map(|pending| (code, pending)),
+            .map(|(pending, app)| (code, pending, app)),
         None => None,
     };
-    let Some((code, pending)) = found else {
+    let Some((code, pending, app)) = found else {
         let page = EnterPage {
             error: Some(ctx.t("device-unknown-code")),
             user_code: form.user_code.chars().take(32).collect(),
@@ -217,11 +227,6 @@ async fn enter(
         *response.status_mut() = axum::http::StatusCode::BAD_REQUEST;
         return Ok(response);
     };
-    let app = state
-        .store
-        .app_by_id(&pending.app_id)
-        .await?
-        .ok_or(PageError::NotFound)?;
     let shown = display(&code);
     render(ConsentPage {
         action: "/device/authorize",
@@ -251,14 +256,9 @@ async fn decide(
         message: ctx.t("device-gone"),
         ctx: ctx.clone(),
     };
-    let Some(pending) = state.store.pending_device(&code, t).await? else {
+    let Some((pending, app)) = pending(&state, &code).await? else {
         return render(gone());
     };
-    let app = state
-        .store
-        .app_by_id(&pending.app_id)
-        .await?
-        .ok_or(PageError::NotFound)?;
     let (decided, kind, message) = match form.decision.as_str() {
         "allow" => {
             let grant_id = state

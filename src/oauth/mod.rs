@@ -39,7 +39,11 @@ pub fn api_router() -> Router<AppState> {
         .route("/oauth/introspect", post(revoke::introspect))
         .route(
             "/oauth/userinfo",
-            get(userinfo::userinfo).post(userinfo::userinfo),
+            get(userinfo::userinfo)
+                .post(userinfo::userinfo)
+                .layer(axum::middleware::from_fn(
+                    crate::http::ratelimit::quota_headers,
+                )),
         )
         .method_not_allowed_fallback(|| async {
             json_error(

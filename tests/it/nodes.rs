@@ -19,6 +19,18 @@ fn jwt_kid(jwt: &str) -> String {
     header["kid"].as_str().unwrap().to_owned()
 }
 
+/// The status of `GET /api/v1/authenticated/me` on `node` with `token`.
+async fn me_status(node: &TestApp, token: &str) -> StatusCode {
+    node.api(
+        reqwest::Method::GET,
+        "/api/v1/authenticated/me",
+        token,
+        None,
+    )
+    .await
+    .0
+}
+
 async fn jwks_kids(node: &TestApp) -> Vec<String> {
     let jwks: Value = reqwest::get(node.url("/oauth/jwks"))
         .await
@@ -77,35 +89,14 @@ async fn two_nodes_on_one_postgres_database_act_as_one() {
     // ...and that replay revoked what the code had issued, on both nodes.
     let access = tokens["access_token"].as_str().unwrap();
     for node in [&node_a, &node_b] {
-        assert_eq!(
-            node.api(
-                reqwest::Method::GET,
-                "/api/v1/authenticated/me",
-                access,
-                None
-            )
-            .await
-            .0,
-            StatusCode::UNAUTHORIZED
-        );
+        assert_eq!(me_status(node, access).await, StatusCode::UNAUTHORIZED);
     }
 
     // A token issued on A and revoked on B is refused on A at once.
     let (code, verifier) = get_code(&node_a, &browser, &client, "openid profile read").await;
     let (_, tokens) = exchange(&node_a, &client, &code, &verifier).await;
     let access = tokens["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(
-        node_a
-            .api(
-                reqwest::Method::GET,
-                "/api/v1/authenticated/me",
-                &access,
-                None
-            )
-            .await
-            .0,
-        StatusCode::OK
-    );
+    assert_eq!(me_status(&node_a, &access).await, StatusCode::OK);
     let revoked = reqwest::Client::new()
         .post(node_b.url("/oauth/revoke"))
         .basic_auth(&client.client_id, client.secret.as_ref())
@@ -114,18 +105,7 @@ async fn two_nodes_on_one_postgres_database_act_as_one() {
         .await
         .unwrap();
     assert_eq!(revoked.status(), StatusCode::OK);
-    assert_eq!(
-        node_a
-            .api(
-                reqwest::Method::GET,
-                "/api/v1/authenticated/me",
-                &access,
-                None
-            )
-            .await
-            .0,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(me_status(&node_a, &access).await, StatusCode::UNAUTHORIZED);
     assert_eq!(introspect(&node_a, &client, &access).await["active"], false);
 
     // A key rotated by the operator on A's host signs on B, and both publish it.
