@@ -2,18 +2,22 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request};
+use axum::http::{HeaderName, HeaderValue, Request, Response};
 use axum::middleware;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::http::ratelimit::Limits;
@@ -21,9 +25,20 @@ use crate::http::{self, CookieNames};
 use crate::store::{Store, now};
 use crate::{api, oauth, ops, web};
 
-/// Everything a handler may need. Cheap to clone.
+/// Everything a handler may need. Cheap to clone: one reference count (axum clones the state
+/// for every request).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub config: Arc<Config>,
     pub store: Store,
     pub cookies: Arc<CookieNames>,
@@ -36,14 +51,14 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: Config, store: Store) -> AppState {
         let limits = Limits::new(&config, &store);
-        AppState {
+        AppState(Arc::new(Shared {
             cookies: Arc::new(CookieNames::new(config.https())),
             config: Arc::new(config),
             store,
             limits,
             metrics: http::metrics::handle(),
             keys: oauth::keys::KeyCache::default(),
-        }
+        }))
     }
 }
 
@@ -63,26 +78,22 @@ pub fn router(state: AppState) -> Router {
         ));
     let pages = http::headers::no_store(pages);
 
-    let router = Router::new()
+    let https = state.config.https();
+    // Metrics need the matched route, so they wrap each route; everything else wraps the
+    // router once (a layer on a `Router` wraps every route and costs each request a clone).
+    let routes = Router::new()
         .merge(pages)
         .merge(ops::router())
         .merge(api::router().layer(middleware::from_fn(http::ratelimit::quota_headers)))
         .merge(oauth::api_router())
-        .with_state(state.clone());
-    let router = http::headers::apply(router, state.config.https());
-    router
-        .layer(middleware::from_fn(http::metrics::track))
-        .layer(DefaultBodyLimit::max(1024 * 1024))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("a request handler panicked");
-            axum::response::IntoResponse::into_response(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
-        }))
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .with_state(state)
+        .layer(middleware::from_fn(http::metrics::track));
+    let stack = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, SequentialIds::default()))
         .layer(
+            // Per-request spans and lines are debug-level (`RUST_LOG=…,latchkey::access=debug`):
+            // at the default level a request does no logging work. A server error is always
+            // logged, with its request ID.
             TraceLayer::new_for_http()
                 .make_span_with(|req: &Request<_>| {
                     let id = req
@@ -91,11 +102,60 @@ pub fn router(state: AppState) -> Router {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("");
                     // The path only: query strings can carry tokens (`/setup?token=…`).
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                    tracing::debug_span!(target: "latchkey::access", "request", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 })
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                .on_response(|res: &Response<_>, latency: Duration, _: &tracing::Span| {
+                    if res.status().is_server_error() {
+                        let id = res.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok());
+                        tracing::error!(target: "latchkey::access", status = res.status().as_u16(), request_id = id.unwrap_or(""), "request failed");
+                    } else {
+                        tracing::debug!(target: "latchkey::access", status = res.status().as_u16(), ?latency, "finished");
+                    }
+                })
+                .on_failure(()),
         )
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            axum::response::IntoResponse::into_response(axum::http::StatusCode::INTERNAL_SERVER_ERROR)
+        }))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(30),
+        ))
+        .layer(DefaultBodyLimit::max(1024 * 1024))
+        .map_response(move |mut res: axum::response::Response| {
+            http::headers::secure(res.headers_mut(), https);
+            res
+        })
+        .service(routes);
+    Router::new().fallback_service(stack)
+}
+
+/// Request IDs: a random prefix for this process and a counter (unique without a system call
+/// per request).
+#[derive(Clone)]
+struct SequentialIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl Default for SequentialIds {
+    fn default() -> Self {
+        SequentialIds {
+            prefix: uuid::Uuid::new_v4().simple().to_string()[..12].into(),
+            next: Arc::default(),
+        }
+    }
+}
+
+impl MakeRequestId for SequentialIds {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n:x}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 /// Work that keeps the database and limiters tidy: expired sessions, stale limiter keys.

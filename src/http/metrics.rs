@@ -1,11 +1,14 @@
 //! Prometheus metrics: request counts and latencies by route and status.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 const LATENCY_BUCKETS: &[f64] = &[
@@ -32,19 +35,46 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
+/// The counter and histogram of each route, method and status seen, so that a request costs
+/// one map lookup rather than building labels and finding them in the registry.
+type Handles = HashMap<String, Vec<(Method, u16, Counter, Histogram)>>;
+
+fn handles_for(route: &str, method: &Method, status: u16) -> (Counter, Histogram) {
+    static HANDLES: OnceLock<Mutex<Handles>> = OnceLock::new();
+    let mut all = HANDLES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let seen = all
+        .get(route)
+        .and_then(|list| list.iter().find(|(m, s, _, _)| m == method && *s == status));
+    if let Some((_, _, counter, histogram)) = seen {
+        return (counter.clone(), histogram.clone());
+    }
+    let labels = [
+        ("method", method.as_str().to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
+    ];
+    let counter = metrics::counter!("http_requests_total", &labels);
+    let histogram = metrics::histogram!("http_request_duration_seconds", &labels);
+    all.entry(route.to_owned()).or_default().push((
+        method.clone(),
+        status,
+        counter.clone(),
+        histogram.clone(),
+    ));
+    (counter, histogram)
+}
+
 pub async fn track(req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = req.method().as_str().to_owned();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
-    metrics::counter!("http_requests_total", &labels).increment(1);
-    metrics::histogram!("http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let (counter, histogram) = handles_for(route, &method, response.status().as_u16());
+    counter.increment(1);
+    histogram.record(started.elapsed().as_secs_f64());
     response
 }

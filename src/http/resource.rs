@@ -22,23 +22,13 @@ pub async fn access_token_user(
     token: &Secret,
 ) -> Result<Option<(User, TokenInfo)>, sqlx::Error> {
     let t = now();
-    let Some(info) = state.store.token_info(token, t).await? else {
+    let Some((info, user)) = state.store.token_with_user(token, t).await? else {
         return Ok(None);
     };
+    // `active` is false for a disabled user's token too.
     if !info.active || info.kind != "access" {
         return Ok(None);
     }
-    let Some(user_id) = info.user_id.as_deref() else {
-        return Ok(None);
-    };
-    let Some(user) = state
-        .store
-        .user_by_id(user_id)
-        .await?
-        .filter(|u| !u.disabled)
-    else {
-        return Ok(None);
-    };
     if let Some(grant_id) = &info.grant_id {
         let ua = parts
             .headers

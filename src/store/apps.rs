@@ -1,9 +1,7 @@
 //! OAuth apps (clients).
 
-use sqlx::Row;
-use sqlx::any::AnyRow;
-
-use super::{Store, flag, new_id};
+use super::reader::Columns;
+use super::{Key, Store, flag, new_id};
 use crate::domain::app::{AppDraft, new_client_id};
 use crate::domain::scope::Scopes;
 use crate::domain::secret::{self, Secret, TokenKind};
@@ -43,27 +41,25 @@ macro_rules! select_app {
     };
 }
 
-fn app_from_row(row: &AnyRow) -> Result<App, sqlx::Error> {
-    let uris: String = row.try_get("redirect_uris")?;
-    let scopes: String = row.try_get("scopes")?;
+fn app_from_row(row: &(impl Columns + ?Sized)) -> Result<App, sqlx::Error> {
     Ok(App {
-        id: row.try_get("id")?,
-        client_id: row.try_get("client_id")?,
-        secret_hash: row.try_get("secret_hash")?,
-        name: row.try_get("name")?,
-        homepage_url: row.try_get("homepage_url")?,
-        redirect_uris: serde_json::from_str(&uris).unwrap_or_default(),
-        scopes: Scopes::from_stored(&scopes),
-        confidential: row.try_get::<i64, _>("confidential")? != 0,
-        verified: row.try_get::<i64, _>("verified")? != 0,
-        owner_id: row.try_get("owner_id")?,
-        owner_name: row.try_get("owner_name")?,
-        owner_email: row.try_get("owner_email")?,
-        access_token_ttl: row.try_get("access_token_ttl")?,
-        issue_refresh: row.try_get::<i64, _>("issue_refresh")? != 0,
-        device_flow: row.try_get::<i64, _>("device_flow")? != 0,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        id: row.text("id")?,
+        client_id: row.text("client_id")?,
+        secret_hash: row.opt_text("secret_hash")?,
+        name: row.text("name")?,
+        homepage_url: row.text("homepage_url")?,
+        redirect_uris: serde_json::from_str(&row.text("redirect_uris")?).unwrap_or_default(),
+        scopes: Scopes::from_stored(&row.text("scopes")?),
+        confidential: row.int("confidential")? != 0,
+        verified: row.int("verified")? != 0,
+        owner_id: row.opt_text("owner_id")?,
+        owner_name: row.text("owner_name")?,
+        owner_email: row.text("owner_email")?,
+        access_token_ttl: row.int("access_token_ttl")?,
+        issue_refresh: row.int("issue_refresh")? != 0,
+        device_flow: row.int("device_flow")? != 0,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
     })
 }
 
@@ -119,11 +115,12 @@ impl Store {
     }
 
     pub async fn app_by_client_id(&self, client_id: &str) -> Result<Option<App>, sqlx::Error> {
-        let row = sqlx::query(select_app!("WHERE a.client_id = $1"))
-            .bind(client_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(app_from_row).transpose()
+        self.lookup(
+            select_app!("WHERE a.client_id = $1"),
+            &[Key::Text(client_id)],
+            |r| app_from_row(r),
+        )
+        .await
     }
 
     /// An owner's apps, newest first.

@@ -10,12 +10,15 @@ mod keys;
 mod leaks;
 mod pats;
 mod rate;
+mod reader;
 mod sessions;
 pub mod setup;
 pub mod tokens;
 mod users;
 
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -43,6 +46,26 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// In-place reads of a SQLite file (see [`reader`]); `None` on PostgreSQL and in memory.
+    reader: Option<Arc<reader::Reader>>,
+    /// When this process last noted each grant's use (see [`Store::touch_grant`]).
+    touched: Arc<Mutex<HashMap<String, i64>>>,
+}
+
+/// A value bound to a hot-path lookup (see [`Store::lookup`]).
+#[derive(Clone, Copy)]
+enum Key<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+impl rusqlite::ToSql for Key<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match *self {
+            Key::Text(s) => s.to_sql(),
+            Key::Int(i) => Ok(rusqlite::types::ToSqlOutput::from(i)),
+        }
+    }
 }
 
 /// The migrations for each backend, embedded in the binary. Both trees hold the same tables.
@@ -145,7 +168,38 @@ impl Store {
             .connect_with(options)
             .await
             .context("connecting to the database")?;
-        Ok(Store { pool, backend })
+        let reader = (backend == Backend::Sqlite)
+            .then(|| sqlite_path(url))
+            .flatten()
+            .map(|path| Arc::new(reader::Reader::new(path.into())));
+        Ok(Store {
+            pool,
+            backend,
+            reader,
+            touched: Arc::default(),
+        })
+    }
+
+    /// The first row of `sql` (a point lookup on the request path) with `keys` bound to `$1`,
+    /// `$2`…: in place on a SQLite file, through the pool otherwise.
+    async fn lookup<T>(
+        &self,
+        sql: &'static str,
+        keys: &[Key<'_>],
+        map: impl Fn(&dyn reader::Columns) -> Result<T, sqlx::Error>,
+    ) -> Result<Option<T>, sqlx::Error> {
+        if let Some(reader) = &self.reader {
+            return reader.optional(sql, rusqlite::params_from_iter(keys), |row| map(row));
+        }
+        let mut query = sqlx::query(sql);
+        for key in keys {
+            query = match *key {
+                Key::Text(s) => query.bind(s),
+                Key::Int(i) => query.bind(i),
+            };
+        }
+        let row = query.fetch_optional(&self.pool).await?;
+        row.as_ref().map(|r| map(r)).transpose()
     }
 
     pub fn backend(&self) -> Backend {

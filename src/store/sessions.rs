@@ -1,9 +1,7 @@
 //! Browser sessions. The cookie carries a random value; only its SHA-256 is stored, so a copy of
 //! the database does not let anyone sign in.
 
-use sqlx::Row;
-
-use super::Store;
+use super::{Key, Store};
 use crate::domain::secret::{self, Secret};
 use crate::domain::user::User;
 
@@ -45,13 +43,16 @@ impl Store {
     /// The session behind a cookie value, if it is live and its user is not disabled.
     pub async fn session(&self, raw: &str, now: i64) -> Result<Option<Session>, sqlx::Error> {
         let id_hash = secret::sha256_hex(raw.as_bytes());
-        let row = sqlx::query("SELECT user_id, auth_time, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2")
-            .bind(&id_hash)
-            .bind(now)
-            .fetch_optional(&self.pool)
+        let found = self
+            .lookup(
+                "SELECT user_id, auth_time, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2",
+                &[Key::Text(&id_hash), Key::Int(now)],
+                |r| Ok((r.text("user_id")?, r.int("auth_time")?, r.int("expires_at")?)),
+            )
             .await?;
-        let Some(row) = row else { return Ok(None) };
-        let user_id: String = row.try_get("user_id")?;
+        let Some((user_id, auth_time, expires_at)) = found else {
+            return Ok(None);
+        };
         let Some(user) = self.user_by_id(&user_id).await? else {
             return Ok(None);
         };
@@ -61,8 +62,8 @@ impl Store {
         Ok(Some(Session {
             id_hash,
             user,
-            auth_time: row.try_get("auth_time")?,
-            expires_at: row.try_get("expires_at")?,
+            auth_time,
+            expires_at,
         }))
     }
 

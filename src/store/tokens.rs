@@ -7,10 +7,12 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::{Store, flag, new_id};
+use super::reader::Columns;
+use super::{Key, Store, flag, new_id};
 use crate::domain::scope::Scopes;
 use crate::domain::seal;
 use crate::domain::secret::{self, Secret, TokenKind};
+use crate::domain::user::User;
 
 /// What an authorization code was bound to when it was issued.
 #[derive(Debug, Clone)]
@@ -199,26 +201,30 @@ pub(super) async fn insert_tokens(
     })
 }
 
-fn token_info_from_row(row: &sqlx::any::AnyRow, now: i64) -> Result<TokenInfo, sqlx::Error> {
-    let scopes: String = row.try_get("scopes")?;
-    let expires_at: Option<i64> = row.try_get("expires_at")?;
-    let revoked_at: Option<i64> = row.try_get("revoked_at")?;
-    let rotated_at: Option<i64> = row.try_get("rotated_at")?;
-    let disabled: i64 = row.try_get("disabled")?;
+/// The token columns [`token_info_from_row`] reads (with `disabled`, the user's flag).
+macro_rules! token_columns {
+    () => {
+        "SELECT t.kind, t.app_id, a.client_id, t.user_id, t.grant_id, t.family_id, t.scopes, \
+         t.created_at AS token_created_at, t.expires_at, t.revoked_at, t.rotated_at"
+    };
+}
+
+fn token_info_from_row(row: &(impl Columns + ?Sized), now: i64) -> Result<TokenInfo, sqlx::Error> {
+    let expires_at = row.opt_int("expires_at")?;
     Ok(TokenInfo {
-        kind: row.try_get("kind")?,
-        app_id: row.try_get("app_id")?,
-        client_id: row.try_get("client_id")?,
-        user_id: row.try_get("user_id")?,
-        grant_id: row.try_get("grant_id")?,
-        family_id: row.try_get("family_id")?,
-        scopes: Scopes::from_stored(&scopes),
-        created_at: row.try_get("created_at")?,
+        kind: row.text("kind")?,
+        app_id: row.text("app_id")?,
+        client_id: row.text("client_id")?,
+        user_id: row.opt_text("user_id")?,
+        grant_id: row.opt_text("grant_id")?,
+        family_id: row.text("family_id")?,
+        scopes: Scopes::from_stored(&row.text("scopes")?),
+        created_at: row.int("token_created_at")?,
         expires_at,
-        active: revoked_at.is_none()
-            && rotated_at.is_none()
+        active: row.opt_int("revoked_at")?.is_none()
+            && row.opt_int("rotated_at")?.is_none()
             && expires_at.is_none_or(|e| e > now)
-            && disabled == 0,
+            && row.int("disabled")? == 0,
     })
 }
 
@@ -439,17 +445,36 @@ impl Store {
         token: &Secret,
         now: i64,
     ) -> Result<Option<TokenInfo>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT t.kind, t.app_id, a.client_id, t.user_id, t.grant_id, t.family_id, t.scopes, t.created_at, \
-             t.expires_at, t.revoked_at, t.rotated_at, COALESCE(u.disabled, 0) AS disabled \
-             FROM tokens t JOIN apps a ON a.id = t.app_id LEFT JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+        self.lookup(
+            concat!(
+                token_columns!(),
+                ", COALESCE(u.disabled, 0) AS disabled \
+                 FROM tokens t JOIN apps a ON a.id = t.app_id LEFT JOIN users u ON u.id = t.user_id \
+                 WHERE t.token_hash = $1"
+            ),
+            &[Key::Text(&token.hash())],
+            |r| token_info_from_row(r, now),
         )
-        .bind(token.hash())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref()
-            .map(|r| token_info_from_row(r, now))
-            .transpose()
+        .await
+    }
+
+    /// A token and its user in one lookup (the resource API's every request); `None` for an
+    /// unknown token or one without a user.
+    pub async fn token_with_user(
+        &self,
+        token: &Secret,
+        now: i64,
+    ) -> Result<Option<(TokenInfo, User)>, sqlx::Error> {
+        self.lookup(
+            concat!(
+                token_columns!(),
+                ", u.* FROM tokens t JOIN apps a ON a.id = t.app_id JOIN users u ON u.id = t.user_id \
+                 WHERE t.token_hash = $1"
+            ),
+            &[Key::Text(&token.hash())],
+            |r| Ok((token_info_from_row(r, now)?, super::users::user_from_row(r)?)),
+        )
+        .await
     }
 
     /// Revoke one token; a refresh token takes its whole chain (and so its access tokens).

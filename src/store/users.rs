@@ -1,9 +1,9 @@
 //! Accounts.
 
 use sqlx::Row;
-use sqlx::any::AnyRow;
 
-use super::{Store, flag, is_unique_violation, new_id};
+use super::reader::Columns;
+use super::{Key, Store, flag, is_unique_violation, new_id};
 use crate::domain::user::{Profile, TrustLevel, User};
 
 /// The columns [`user_from_row`] reads, as a literal so queries can be built with `concat!`.
@@ -20,24 +20,24 @@ macro_rules! select_user {
     };
 }
 
-fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
-    let trust: String = row.try_get("trust_level")?;
+pub(super) fn user_from_row(row: &(impl Columns + ?Sized)) -> Result<User, sqlx::Error> {
+    let trust = row.text("trust_level")?;
     Ok(User {
-        id: row.try_get("id")?,
-        email: row.try_get("email")?,
-        email_verified: row.try_get::<i64, _>("email_verified")? != 0,
-        name: row.try_get("name")?,
-        given_name: row.try_get("given_name")?,
-        family_name: row.try_get("family_name")?,
-        display_name: row.try_get("display_name")?,
-        slack_id: row.try_get("slack_id")?,
-        github_username: row.try_get("github_username")?,
-        timezone: row.try_get("timezone")?,
-        admin: row.try_get::<i64, _>("admin")? != 0,
-        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        id: row.text("id")?,
+        email: row.text("email")?,
+        email_verified: row.int("email_verified")? != 0,
+        name: row.text("name")?,
+        given_name: row.text("given_name")?,
+        family_name: row.text("family_name")?,
+        display_name: row.text("display_name")?,
+        slack_id: row.text("slack_id")?,
+        github_username: row.text("github_username")?,
+        timezone: row.text("timezone")?,
+        admin: row.int("admin")? != 0,
+        disabled: row.int("disabled")? != 0,
         trust_level: TrustLevel::parse(&trust).unwrap_or(TrustLevel::Blue),
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
     })
 }
 
@@ -63,11 +63,10 @@ impl Store {
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, sqlx::Error> {
-        let row = sqlx::query(select_user!("WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(user_from_row).transpose()
+        self.lookup(select_user!("WHERE id = $1"), &[Key::Text(id)], |r| {
+            user_from_row(r)
+        })
+        .await
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, sqlx::Error> {

@@ -34,7 +34,8 @@ async fn run(db: &TestDb, args: &[&str], stdin: &str) -> (i32, String, String) {
 on_both_backends! {
     async fn serve_prints_a_setup_link_that_creates_the_first_admin(backend) {
         let db = TestDb::new(&backend).await;
-        let mut server = Server::start(&db.url, &[]).await;
+        // With the per-request lines on, to check they never carry a query string.
+        let mut server = Server::start(&db.url, &[("RUST_LOG", "info,latchkey::access=debug")]).await;
         let log = server.wait_for("latchkey is listening").await;
         let setup_url = log
             .iter()
@@ -118,7 +119,11 @@ on_both_backends! {
 
     async fn json_logs_carry_the_request_id(backend) {
         let db = TestDb::new(&backend).await;
-        let mut server = Server::start(&db.url, &[("LATCHKEY_LOG", "json")]).await;
+        let mut server = Server::start(
+            &db.url,
+            &[("LATCHKEY_LOG", "json"), ("RUST_LOG", "info,sqlx=warn,latchkey::access=debug")],
+        )
+        .await;
         let startup = server.wait_for("latchkey is listening").await;
         for line in &startup {
             serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
