@@ -3,6 +3,11 @@
 //!
 //! A SQLite database is served by one process, which counts in memory. With PostgreSQL every
 //! node counts in the database (`rate_counters`), so a limit holds across all nodes together.
+//! To keep that off most requests, a node takes hits from the database in leases: it adds a
+//! block of hits to the shared count at once and admits that many requests locally. A block is
+//! a sixteenth of what is left of the limit (at most 1,000), so a small limit, or one nearly
+//! spent, is counted a hit at a time and holds exactly across nodes; a lease a node does not
+//! use up counts against the limit all the same (the safe side).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,12 +34,24 @@ type Key = [u8; 16];
 #[derive(Clone)]
 enum Counter {
     Memory(Arc<Mutex<HashMap<Key, (i64, u32)>>>),
-    Database(Store),
+    Database(Store, Arc<Mutex<HashMap<Key, Lease>>>),
 }
 
+/// Hits taken from the shared count that this node has not yet admitted.
+#[derive(Clone, Copy)]
+struct Lease {
+    window: i64,
+    /// The shared count when the lease was taken (it includes the lease).
+    total: u32,
+    left: u32,
+}
+
+/// The most hits one lease takes.
+const MAX_LEASE: u32 = 1000;
+
 impl Counter {
-    /// Count a hit on `key` in `window`; the hits so far in it.
-    async fn hit(&self, key: Key, window: i64) -> u32 {
+    /// Count a hit on `key` in `window`, where at most `limit` are allowed; the hits so far in it.
+    async fn hit(&self, key: Key, window: i64, limit: u32) -> u32 {
         match self {
             Counter::Memory(map) => {
                 let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
@@ -45,12 +62,26 @@ impl Counter {
                 entry.1 = entry.1.saturating_add(1);
                 entry.1
             }
-            Counter::Database(store) => {
-                match store
-                    .hit_rate_counter(
-                        &base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key),
-                        window,
-                    )
+            Counter::Database(store, leases) => {
+                let known = {
+                    let mut leases = leases.lock().unwrap_or_else(PoisonError::into_inner);
+                    match leases.get_mut(&key).filter(|l| l.window == window) {
+                        Some(lease) if lease.left > 0 => {
+                            lease.left -= 1;
+                            return lease.total - lease.left;
+                        }
+                        Some(lease) => lease.total,
+                        None => 0,
+                    }
+                };
+                if known >= limit {
+                    // Spent for this window on every node: refused without asking again.
+                    return known.saturating_add(1);
+                }
+                let block = (limit.saturating_sub(known) / 16).clamp(1, MAX_LEASE);
+                let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
+                let total = match store
+                    .hit_rate_counter(&encoded, window, i64::from(block))
                     .await
                 {
                     Ok(hits) => u32::try_from(hits).unwrap_or(u32::MAX),
@@ -58,9 +89,27 @@ impl Counter {
                         // The request that follows needs the same database and will report
                         // the failure itself; a limiter that cannot count lets it through.
                         tracing::warn!(error = %e, "counting a rate limit failed");
-                        0
+                        return 0;
                     }
+                };
+                // This request takes the first hit of the block; requests that leased at the
+                // same time pool what they got.
+                let mut leases = leases.lock().unwrap_or_else(PoisonError::into_inner);
+                let lease = leases.entry(key).or_insert(Lease {
+                    window,
+                    total: 0,
+                    left: 0,
+                });
+                if lease.window != window {
+                    *lease = Lease {
+                        window,
+                        total: 0,
+                        left: 0,
+                    };
                 }
+                lease.left += block - 1;
+                lease.total = lease.total.max(total);
+                total - (block - 1)
             }
         }
     }
@@ -98,7 +147,7 @@ impl Limiter {
             .finalize();
         let mut hashed = [0; 16];
         hashed.copy_from_slice(&digest[..16]);
-        let hits = counter.hit(hashed, window).await;
+        let hits = counter.hit(hashed, window, self.per_minute).await;
         Some(Decision {
             limit: self.per_minute,
             remaining: self.per_minute.saturating_sub(hits),
@@ -139,7 +188,7 @@ impl Limits {
     pub fn new(config: &Config, store: &Store) -> Limits {
         let counter = config.rate_limits.then(|| match store.backend() {
             Backend::Sqlite => Counter::Memory(Arc::default()),
-            Backend::Postgres => Counter::Database(store.clone()),
+            Backend::Postgres => Counter::Database(store.clone(), Arc::default()),
         });
         let limiter = |family, per_minute| Limiter {
             counter: counter.clone(),
@@ -164,7 +213,11 @@ impl Limits {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .retain(|_, (window, _)| *window >= current),
-            Some(Counter::Database(store)) => {
+            Some(Counter::Database(store, leases)) => {
+                leases
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .retain(|_, lease| lease.window >= current);
                 if let Err(e) = store.purge_rate_counters(current).await {
                     tracing::warn!(error = %e, "purging rate-limit counters failed");
                 }

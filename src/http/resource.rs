@@ -30,15 +30,15 @@ pub async fn access_token_user(
         return Ok(None);
     }
     if let Some(grant_id) = &info.grant_id {
-        let ua = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        state
-            .store
-            .touch_grant(grant_id, &client_ip(parts, state.config.trust_proxy), ua, t)
-            .await?;
+        let client = || {
+            let ua = parts
+                .headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            (client_ip(parts, state.config.trust_proxy), ua.to_owned())
+        };
+        state.store.touch_grant(grant_id, t, client).await?;
     }
     Ok(Some((user, info)))
 }

@@ -541,13 +541,13 @@ impl Store {
             .bind(user_id)
             .bind(project)
             .bind(now)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         } else {
             sqlx::query("DELETE FROM archived_projects WHERE user_id = $1 AND project = $2")
                 .bind(user_id)
                 .bind(project)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
         }
         Ok(())
@@ -560,7 +560,7 @@ impl Store {
         sqlx::query("INSERT INTO server_secrets (name, value, created_at) VALUES ('seal', $1, $2) ON CONFLICT DO NOTHING")
             .bind(fresh.to_vec())
             .bind(super::now())
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         let value: Vec<u8> =
             sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'seal'")
@@ -603,7 +603,7 @@ impl Store {
         .bind(crate::domain::secret::sha256_hex(api_key.as_bytes()))
         .bind(sealed)
         .bind(super::now())
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(api_key)
     }

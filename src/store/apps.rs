@@ -100,7 +100,7 @@ impl Store {
         .bind(flag(draft.issue_refresh))
         .bind(now)
         .bind(flag(draft.device_flow))
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         let app = self.app_by_id(&id).await?.ok_or(sqlx::Error::RowNotFound)?;
         Ok((app, secret))
@@ -173,7 +173,7 @@ impl Store {
         .bind(now)
         .bind(&app.id)
         .bind(flag(draft.device_flow))
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         let app = self
             .app_by_id(&app.id)
@@ -195,7 +195,7 @@ impl Store {
         .bind(secret.hash())
         .bind(now)
         .bind(app_id)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok((done.rows_affected() == 1).then_some(secret))
     }
@@ -210,7 +210,7 @@ impl Store {
             .bind(flag(verified))
             .bind(now)
             .bind(app_id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -219,7 +219,7 @@ impl Store {
     pub async fn delete_app(&self, app_id: &str) -> Result<bool, sqlx::Error> {
         let done = sqlx::query("DELETE FROM apps WHERE id = $1")
             .bind(app_id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }

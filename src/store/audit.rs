@@ -138,7 +138,7 @@ impl Store {
         .bind(event.ip)
         .bind(truncate(event.user_agent, 512))
         .bind(event.details.to_string())
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(())
     }

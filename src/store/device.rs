@@ -57,7 +57,7 @@ impl Store {
         // Expired requests give their user codes back.
         sqlx::query("DELETE FROM device_codes WHERE expires_at < $1")
             .bind(now - 3600)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         let done = sqlx::query(
             "INSERT INTO device_codes (device_code_hash, user_code, app_id, scopes, interval_secs, created_at, expires_at) \
@@ -70,7 +70,7 @@ impl Store {
         .bind(interval)
         .bind(now)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -121,7 +121,7 @@ impl Store {
         .bind(auth_time)
         .bind(user_code_hash(user_code))
         .bind(now)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -84,7 +84,7 @@ impl Store {
         .bind(app_id)
         .bind(merged.to_string())
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(self.writer())
         .await?;
         row.try_get("id")
     }
@@ -132,13 +132,13 @@ impl Store {
         Ok(Some(tokens))
     }
 
-    /// Note a use of a grant, at most once a minute per grant (not a write per request).
+    /// Note a use of a grant, at most once a minute per grant (not a write per request);
+    /// `client` gives the caller's IP and user agent, asked for only when the note is written.
     pub async fn touch_grant(
         &self,
         grant_id: &str,
-        ip: &str,
-        user_agent: &str,
         now: i64,
+        client: impl FnOnce() -> (String, String),
     ) -> Result<(), sqlx::Error> {
         // This process remembers its own notes, so most requests skip the database.
         {
@@ -151,16 +151,17 @@ impl Store {
             }
             touched.insert(grant_id.to_owned(), now);
         }
+        let (ip, user_agent) = client();
         sqlx::query(
             "UPDATE grants SET last_used_at = $1, last_used_ip = $2, last_used_ua = $3 \
              WHERE id = $4 AND (last_used_at IS NULL OR last_used_at < $5)",
         )
         .bind(now)
         .bind(ip)
-        .bind(super::sessions::truncate(user_agent, 512))
+        .bind(super::sessions::truncate(&user_agent, 512))
         .bind(grant_id)
         .bind(now - 60)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(())
     }

@@ -117,7 +117,7 @@ impl Store {
         let done = sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE kid = $2 AND active = 0 AND retired_at IS NULL")
             .bind(now)
             .bind(kid)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -29,7 +29,7 @@ impl Store {
             )
             .bind(now)
             .bind(&hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.writer())
             .await?
             .map(|r| r.try_get::<String, _>("client_id"))
             .transpose()?
@@ -43,7 +43,7 @@ impl Store {
             )
             .bind(now)
             .bind(&hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.writer())
             .await?
             .map(|r| r.try_get::<String, _>("user_id"))
             .transpose()?
@@ -58,7 +58,7 @@ impl Store {
                 )
                 .bind(now)
                 .bind(&hash)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.writer())
                 .await?;
                 match row {
                     Some(row) => {
@@ -68,7 +68,7 @@ impl Store {
                             sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL")
                                 .bind(now)
                                 .bind(&family)
-                                .execute(&self.pool)
+                                .execute(self.writer())
                                 .await?;
                         }
                         let app_id: String = row.try_get("app_id")?;

@@ -45,6 +45,10 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where writes go: on SQLite one connection, so writers queue here in order instead of
+    /// racing for the file's write lock (and sleeping in its busy handler); on PostgreSQL the
+    /// pool itself.
+    writer: AnyPool,
     backend: Backend,
     /// In-place reads of a SQLite file (see [`reader`]); `None` on PostgreSQL and in memory.
     reader: Option<Arc<reader::Reader>>,
@@ -114,6 +118,29 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// Options for a pool of `connections` to a SQLite file. WAL lets readers run beside the one
+/// writer; synchronous=NORMAL keeps every committed transaction through a crash of the process
+/// (not of the OS).
+fn sqlite_pool(connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = NORMAL").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                conn.execute("PRAGMA busy_timeout = 5000").await?;
+                // 32 MiB of page cache per connection (the default is 2 MiB): index
+                // inserts into a million-row heartbeat table stay in memory.
+                conn.execute("PRAGMA cache_size = -32768").await?;
+                // Checkpoints run in the background (`spawn_checkpointer`), not inside
+                // whichever request's commit happens to fill the log.
+                conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                Ok(())
+            })
+        })
+}
+
 /// The file behind a `sqlite:` URL, if it names one.
 fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url
@@ -140,40 +167,29 @@ impl Store {
         }
         let options = AnyConnectOptions::from_str(url).context("parsing the database URL")?;
         let pool_options = match backend {
-            // WAL lets readers run beside the one writer; synchronous=NORMAL keeps every
-            // committed transaction through a crash of the process (not of the OS).
-            Backend::Sqlite => {
-                AnyPoolOptions::new()
-                    .max_connections(8)
-                    .after_connect(|conn, _meta| {
-                        Box::pin(async move {
-                            conn.execute("PRAGMA journal_mode = WAL").await?;
-                            conn.execute("PRAGMA synchronous = NORMAL").await?;
-                            conn.execute("PRAGMA foreign_keys = ON").await?;
-                            conn.execute("PRAGMA busy_timeout = 5000").await?;
-                            // 32 MiB of page cache per connection (the default is 2 MiB): index
-                            // inserts into a million-row heartbeat table stay in memory.
-                            conn.execute("PRAGMA cache_size = -32768").await?;
-                            // Checkpoints run in the background (`spawn_checkpointer`), not inside
-                            // whichever request's commit happens to fill the log.
-                            conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
-                            Ok(())
-                        })
-                    })
-            }
+            Backend::Sqlite => sqlite_pool(8),
             Backend::Postgres => AnyPoolOptions::new().max_connections(16),
         };
         let pool = pool_options
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .context("connecting to the database")?;
+        let writer = match backend {
+            Backend::Sqlite if sqlite_path(url).is_some() => sqlite_pool(1)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await
+                .context("connecting to the database")?,
+            _ => pool.clone(),
+        };
         let reader = (backend == Backend::Sqlite)
             .then(|| sqlite_path(url))
             .flatten()
             .map(|path| Arc::new(reader::Reader::new(path.into())));
         Ok(Store {
             pool,
+            writer,
             backend,
             reader,
             touched: Arc::default(),
@@ -200,6 +216,10 @@ impl Store {
         }
         let row = query.fetch_optional(&self.pool).await?;
         row.as_ref().map(|r| map(r)).transpose()
+    }
+
+    fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     pub fn backend(&self) -> Backend {
@@ -268,13 +288,14 @@ impl Store {
     /// so two writers queue on the busy timeout instead of failing when one upgrades its lock.
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
         }
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
 }
 

@@ -68,7 +68,7 @@ impl Store {
         .bind(scopes.to_string())
         .bind(now)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         let pat = Pat {
             id,
@@ -106,7 +106,7 @@ impl Store {
         .bind(now)
         .bind(pat_id)
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -139,7 +139,7 @@ impl Store {
             sqlx::query("UPDATE personal_access_tokens SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(&pat.id)
-                .execute(&self.pool)
+                .execute(self.writer())
                 .await?;
         }
         Ok(Some((pat, user)))

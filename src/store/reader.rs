@@ -47,7 +47,7 @@ impl Reader {
         &self,
         sql: &str,
         params: impl rusqlite::Params,
-        map: impl FnOnce(&rusqlite::Row<'_>) -> Result<T, sqlx::Error>,
+        map: impl FnOnce(&Named<'_, '_>) -> Result<T, sqlx::Error>,
     ) -> Result<Option<T>, sqlx::Error> {
         let idle = self
             .idle
@@ -62,7 +62,11 @@ impl Reader {
             let mut statement = conn.prepare_cached(sql).map_err(io)?;
             let mut rows = statement.query(params).map_err(io)?;
             match rows.next().map_err(io)? {
-                Some(row) => map(row).map(Some),
+                Some(row) => map(&Named {
+                    names: row.as_ref().column_names(),
+                    row,
+                })
+                .map(Some),
                 None => Ok(None),
             }
         })();
@@ -98,17 +102,35 @@ impl Columns for sqlx::any::AnyRow {
     }
 }
 
-impl Columns for rusqlite::Row<'_> {
+/// A row and its column names, read once: rusqlite's own lookup by name asks SQLite for every
+/// column's name on every read.
+pub(super) struct Named<'r, 's> {
+    row: &'r rusqlite::Row<'s>,
+    names: Vec<&'r str>,
+}
+
+impl Named<'_, '_> {
+    fn get<T: rusqlite::types::FromSql>(&self, column: &str) -> Result<T, sqlx::Error> {
+        let index = self
+            .names
+            .iter()
+            .position(|n| *n == column)
+            .ok_or_else(|| sqlx::Error::ColumnNotFound(column.to_owned()))?;
+        self.row.get(index).map_err(io)
+    }
+}
+
+impl Columns for Named<'_, '_> {
     fn text(&self, column: &str) -> Result<String, sqlx::Error> {
-        self.get(column).map_err(io)
+        self.get(column)
     }
     fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
-        self.get(column).map_err(io)
+        self.get(column)
     }
     fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
-        self.get(column).map_err(io)
+        self.get(column)
     }
     fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
-        self.get(column).map_err(io)
+        self.get(column)
     }
 }

@@ -35,7 +35,7 @@ impl Store {
         .bind(now + ttl_secs)
         .bind(ip)
         .bind(truncate(user_agent, 512))
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(raw)
     }
@@ -70,7 +70,7 @@ impl Store {
     pub async fn delete_session(&self, id_hash: &str) -> Result<(), sqlx::Error> {
         sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
             .bind(id_hash)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -84,7 +84,7 @@ impl Store {
         let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2")
             .bind(user_id)
             .bind(keep)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected())
     }
@@ -93,7 +93,7 @@ impl Store {
     pub async fn purge_expired_sessions(&self, now: i64) -> Result<u64, sqlx::Error> {
         let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
             .bind(now)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected())
     }

@@ -25,7 +25,7 @@ impl Store {
         .bind(token.hash())
         .bind(now)
         .bind(now + ttl_secs)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(token)
     }

@@ -253,7 +253,7 @@ impl Store {
         .bind(grant.auth_time)
         .bind(now)
         .bind(now + ttl)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(code)
     }
@@ -331,7 +331,7 @@ impl Store {
 
     /// Issue tokens outside the code flow (client credentials).
     pub async fn issue_tokens(&self, issue: &Issue<'_>, now: i64) -> Result<Issued, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer().acquire().await?;
         insert_tokens(&mut conn, issue, &new_id(), None, now).await
     }
 
@@ -490,7 +490,7 @@ impl Store {
             )
             .bind(now)
             .bind(&info.family_id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?
         } else {
             sqlx::query(
@@ -498,7 +498,7 @@ impl Store {
             )
             .bind(now)
             .bind(token.hash())
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?
         };
         Ok(done.rows_affected())
@@ -511,7 +511,7 @@ impl Store {
         )
         .bind(now)
         .bind(family_id)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
     }

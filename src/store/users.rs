@@ -58,7 +58,7 @@ pub enum CreateUserError {
 
 impl Store {
     pub async fn create_user(&self, new: NewUser, now: i64) -> Result<User, CreateUserError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer().acquire().await?;
         create_user_on(&mut conn, new, now).await
     }
 
@@ -129,7 +129,7 @@ impl Store {
             .bind(flag(admin))
             .bind(now)
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -145,7 +145,7 @@ impl Store {
             .bind(flag(disabled))
             .bind(now)
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -160,7 +160,7 @@ impl Store {
             .bind(level.as_str())
             .bind(now)
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -184,7 +184,7 @@ impl Store {
         .bind(&p.timezone)
         .bind(now)
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -199,7 +199,7 @@ impl Store {
             .bind(hash)
             .bind(now)
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(self.writer())
             .await?;
         Ok(())
     }
