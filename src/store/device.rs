@@ -162,7 +162,7 @@ impl Store {
                 access_ttl,
                 refresh_ttl,
             };
-            let issued = insert_tokens(&mut tx, &issue, &new_id(), None, now).await?;
+            let issued = insert_tokens(&mut *tx, &issue, &new_id(), None, now).await?;
             tx.commit().await?;
             let device = ApprovedDevice {
                 auth_time: auth_time.unwrap_or(now),

@@ -5,6 +5,7 @@ pub mod activity;
 mod apps;
 pub mod audit;
 pub mod device;
+mod exec;
 mod grants;
 mod keys;
 mod leaks;
@@ -52,6 +53,8 @@ pub struct Store {
     backend: Backend,
     /// In-place reads of a SQLite file (see [`reader`]); `None` on PostgreSQL and in memory.
     reader: Option<Arc<reader::Reader>>,
+    /// The thread that writes a SQLite file in groups (see [`exec`]); `None` otherwise.
+    writes: Option<Arc<exec::Writer>>,
     /// When this process last noted each grant's use (see [`Store::touch_grant`]).
     touched: Arc<Mutex<HashMap<String, i64>>>,
 }
@@ -183,15 +186,22 @@ impl Store {
                 .context("connecting to the database")?,
             _ => pool.clone(),
         };
-        let reader = (backend == Backend::Sqlite)
+        let file = (backend == Backend::Sqlite)
             .then(|| sqlite_path(url))
-            .flatten()
-            .map(|path| Arc::new(reader::Reader::new(path.into())));
+            .flatten();
+        let reader = file.map(|path| Arc::new(reader::Reader::new(path.into())));
+        let writes = match file {
+            Some(path) => Some(Arc::new(
+                exec::Writer::open(std::path::Path::new(path)).context("opening the writer")?,
+            )),
+            None => None,
+        };
         Ok(Store {
             pool,
             writer,
             backend,
             reader,
+            writes,
             touched: Arc::default(),
         })
     }
@@ -216,6 +226,25 @@ impl Store {
         }
         let row = query.fetch_optional(&self.pool).await?;
         row.as_ref().map(|r| map(r)).transpose()
+    }
+
+    /// Run a write transaction: in the SQLite writer's next group, or as a transaction of its
+    /// own on the pool.
+    async fn write<J: exec::Job>(&self, job: J) -> Result<J::Output, sqlx::Error> {
+        if let Some(writes) = &self.writes {
+            return writes.run(job).await;
+        }
+        let mut tx = self.begin().await?;
+        match job.run(&mut *tx).await? {
+            exec::Done::Commit(out) => {
+                tx.commit().await?;
+                Ok(out)
+            }
+            exec::Done::Rollback(out) => {
+                tx.rollback().await?;
+                Ok(out)
+            }
+        }
     }
 
     fn writer(&self) -> &AnyPool {

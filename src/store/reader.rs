@@ -62,11 +62,7 @@ impl Reader {
             let mut statement = conn.prepare_cached(sql).map_err(io)?;
             let mut rows = statement.query(params).map_err(io)?;
             match rows.next().map_err(io)? {
-                Some(row) => map(&Named {
-                    names: row.as_ref().column_names(),
-                    row,
-                })
-                .map(Some),
+                Some(row) => map(&Named::new(row)).map(Some),
                 None => Ok(None),
             }
         })();
@@ -85,6 +81,7 @@ pub(super) trait Columns {
     fn opt_text(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
     fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
     fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn opt_blob(&self, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error>;
 }
 
 impl Columns for sqlx::any::AnyRow {
@@ -100,6 +97,9 @@ impl Columns for sqlx::any::AnyRow {
     fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
         self.try_get(column)
     }
+    fn opt_blob(&self, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        self.try_get(column)
+    }
 }
 
 /// A row and its column names, read once: rusqlite's own lookup by name asks SQLite for every
@@ -109,7 +109,14 @@ pub(super) struct Named<'r, 's> {
     names: Vec<&'r str>,
 }
 
-impl Named<'_, '_> {
+impl<'r, 's> Named<'r, 's> {
+    pub(super) fn new(row: &'r rusqlite::Row<'s>) -> Self {
+        Named {
+            names: row.as_ref().column_names(),
+            row,
+        }
+    }
+
     fn get<T: rusqlite::types::FromSql>(&self, column: &str) -> Result<T, sqlx::Error> {
         let index = self
             .names
@@ -131,6 +138,9 @@ impl Columns for Named<'_, '_> {
         self.get(column)
     }
     fn opt_int(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+        self.get(column)
+    }
+    fn opt_blob(&self, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
         self.get(column)
     }
 }

@@ -5,8 +5,8 @@
 //! the row, on SQLite and on PostgreSQL alike.
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
+use super::exec::{Done, Exec, Job, Param};
 use super::reader::Columns;
 use super::{Key, Store, flag, new_id};
 use crate::domain::scope::Scopes;
@@ -148,46 +148,42 @@ fn unseal_pair(refresh: &Secret, sealed: &[u8]) -> Option<Issued> {
 }
 
 /// Insert an access token (and a refresh token) in `family`.
-pub(super) async fn insert_tokens(
-    conn: &mut sqlx::AnyConnection,
+pub(super) async fn insert_tokens<E: Exec>(
+    exec: &mut E,
     issue: &Issue<'_>,
     family_id: &str,
     code_hash: Option<&str>,
     now: i64,
 ) -> Result<Issued, sqlx::Error> {
+    const INSERT: &str = "INSERT INTO tokens (token_hash, kind, app_id, user_id, grant_id, family_id, \
+         code_hash, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    let scopes = issue.scopes.to_string();
+    let mut insert = async |token: &Secret, kind: &str, expires_at: i64| {
+        let hash = token.hash();
+        exec.execute(
+            INSERT,
+            &[
+                Param::Text(&hash),
+                kind.into(),
+                issue.app_id.into(),
+                issue.user_id.into(),
+                issue.grant_id.into(),
+                family_id.into(),
+                code_hash.into(),
+                (&scopes).into(),
+                now.into(),
+                expires_at.into(),
+            ],
+        )
+        .await
+    };
     let access = secret::generate(TokenKind::AccessToken);
     let access_expires_at = now.saturating_add(issue.access_ttl);
-    let insert = "INSERT INTO tokens (token_hash, kind, app_id, user_id, grant_id, family_id, code_hash, scopes, \
-                  created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-    sqlx::query(insert)
-        .bind(access.hash())
-        .bind("access")
-        .bind(issue.app_id)
-        .bind(issue.user_id)
-        .bind(issue.grant_id)
-        .bind(family_id)
-        .bind(code_hash)
-        .bind(issue.scopes.to_string())
-        .bind(now)
-        .bind(access_expires_at)
-        .execute(&mut *conn)
-        .await?;
+    insert(&access, "access", access_expires_at).await?;
     let refresh = match issue.refresh_ttl {
         Some(ttl) => {
             let refresh = secret::generate(TokenKind::RefreshToken);
-            sqlx::query(insert)
-                .bind(refresh.hash())
-                .bind("refresh")
-                .bind(issue.app_id)
-                .bind(issue.user_id)
-                .bind(issue.grant_id)
-                .bind(family_id)
-                .bind(code_hash)
-                .bind(issue.scopes.to_string())
-                .bind(now)
-                .bind(now.saturating_add(ttl))
-                .execute(&mut *conn)
-                .await?;
+            insert(&refresh, "refresh", now.saturating_add(ttl)).await?;
             Some(refresh)
         }
         None => None,
@@ -237,102 +233,44 @@ impl Store {
         ttl: i64,
     ) -> Result<Secret, sqlx::Error> {
         let code = secret::generate(TokenKind::AuthorizationCode);
-        sqlx::query(
-            "INSERT INTO auth_codes (code_hash, app_id, user_id, grant_id, redirect_uri, redirect_uri_given, scopes, \
-             code_challenge, nonce, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(code.hash())
-        .bind(&grant.app_id)
-        .bind(&grant.user_id)
-        .bind(&grant.grant_id)
-        .bind(&grant.redirect_uri)
-        .bind(flag(grant.redirect_uri_given))
-        .bind(grant.scopes.to_string())
-        .bind(grant.code_challenge.as_deref())
-        .bind(grant.nonce.as_deref())
-        .bind(grant.auth_time)
-        .bind(now)
-        .bind(now + ttl)
-        .execute(self.writer())
+        self.write(CreateCode {
+            hash: code.hash(),
+            grant: grant.clone(),
+            now,
+            ttl,
+        })
         .await?;
         Ok(code)
     }
 
     /// Spend a code and, if `check` accepts its bindings, issue tokens, all in one transaction.
     /// A second use revokes everything the first one issued.
-    pub async fn exchange_code<E>(
+    pub async fn exchange_code<E: Send + 'static>(
         &self,
         code: &Secret,
         now: i64,
-        check: impl FnOnce(&CodeGrant) -> Result<IssueSpec, E>,
+        check: impl FnOnce(&CodeGrant) -> Result<IssueSpec, E> + Send + 'static,
     ) -> Result<CodeOutcome<E>, sqlx::Error> {
-        let hash = code.hash();
-        let mut tx = self.begin().await?;
-        let row = sqlx::query(
-            "UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1 \
-             AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = auth_codes.user_id AND users.disabled = 1) \
-             RETURNING app_id, user_id, grant_id, redirect_uri, redirect_uri_given, scopes, code_challenge, nonce, auth_time",
-        )
-        .bind(now)
-        .bind(&hash)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            let used: Option<Option<i64>> =
-                sqlx::query_scalar("SELECT used_at FROM auth_codes WHERE code_hash = $1")
-                    .bind(&hash)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if let Some(Some(_)) = used {
-                let revoked = sqlx::query(
-                    "UPDATE tokens SET revoked_at = $1 WHERE code_hash = $2 AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(&hash)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                tx.commit().await?;
-                return Ok(CodeOutcome::Replayed { revoked });
-            }
-            return Ok(CodeOutcome::Invalid);
-        };
-        let scopes: String = row.try_get("scopes")?;
-        let grant = CodeGrant {
-            app_id: row.try_get("app_id")?,
-            user_id: row.try_get("user_id")?,
-            grant_id: row.try_get("grant_id")?,
-            redirect_uri: row.try_get("redirect_uri")?,
-            redirect_uri_given: row.try_get::<i64, _>("redirect_uri_given")? != 0,
-            scopes: Scopes::from_stored(&scopes),
-            code_challenge: row.try_get("code_challenge")?,
-            nonce: row.try_get("nonce")?,
-            auth_time: row.try_get("auth_time")?,
-        };
-        let spec = match check(&grant) {
-            Ok(spec) => spec,
-            Err(e) => {
-                tx.commit().await?;
-                return Ok(CodeOutcome::Refused(e));
-            }
-        };
-        let issue = Issue {
-            app_id: &grant.app_id,
-            user_id: Some(&grant.user_id),
-            grant_id: Some(&grant.grant_id),
-            scopes: &spec.scopes,
-            access_ttl: spec.access_ttl,
-            refresh_ttl: spec.refresh_ttl,
-        };
-        let issued = insert_tokens(&mut tx, &issue, &new_id(), Some(&hash), now).await?;
-        tx.commit().await?;
-        Ok(CodeOutcome::Issued(Box::new((grant, issued))))
+        self.write(ExchangeCode {
+            hash: code.hash(),
+            now,
+            check,
+        })
+        .await
     }
 
     /// Issue tokens outside the code flow (client credentials).
     pub async fn issue_tokens(&self, issue: &Issue<'_>, now: i64) -> Result<Issued, sqlx::Error> {
-        let mut conn = self.writer().acquire().await?;
-        insert_tokens(&mut conn, issue, &new_id(), None, now).await
+        self.write(IssueTokens {
+            app_id: issue.app_id.to_owned(),
+            user_id: issue.user_id.map(str::to_owned),
+            grant_id: issue.grant_id.map(str::to_owned),
+            scopes: issue.scopes.clone(),
+            access_ttl: issue.access_ttl,
+            refresh_ttl: issue.refresh_ttl,
+            now,
+        })
+        .await
     }
 
     /// Rotate a refresh token of `app_id`. `narrower` optionally asks for fewer scopes.
@@ -345,98 +283,15 @@ impl Store {
         refresh_ttl: i64,
         now: i64,
     ) -> Result<RefreshOutcome, sqlx::Error> {
-        let hash = refresh.hash();
-        let mut tx = self.begin().await?;
-        let row = sqlx::query(
-            "UPDATE tokens SET rotated_at = $1 WHERE token_hash = $2 AND kind = 'refresh' AND app_id = $3 \
-             AND rotated_at IS NULL AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) \
-             AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = tokens.user_id AND users.disabled = 1) \
-             RETURNING user_id, grant_id, family_id, scopes",
-        )
-        .bind(now)
-        .bind(&hash)
-        .bind(app_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = row {
-            let granted = Scopes::from_stored(&row.try_get::<String, _>("scopes")?);
-            let scopes = match narrower {
-                Some(n) if !n.is_subset_of(&granted) => return Ok(RefreshOutcome::ScopeTooWide),
-                Some(n) if !n.is_empty() => n.clone(),
-                _ => granted,
-            };
-            let user_id: Option<String> = row.try_get("user_id")?;
-            let grant_id: Option<String> = row.try_get("grant_id")?;
-            let family: String = row.try_get("family_id")?;
-            let issue = Issue {
-                app_id,
-                user_id: user_id.as_deref(),
-                grant_id: grant_id.as_deref(),
-                scopes: &scopes,
-                access_ttl,
-                refresh_ttl: Some(refresh_ttl),
-            };
-            let issued = insert_tokens(&mut tx, &issue, &family, None, now).await?;
-            sqlx::query("UPDATE tokens SET successor = $1 WHERE token_hash = $2")
-                .bind(seal_pair(refresh, &issued))
-                .bind(&hash)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            return Ok(RefreshOutcome::Rotated(issued));
-        }
-
-        // Not rotatable: unknown, another app's, expired, revoked, or already rotated.
-        let row = sqlx::query(
-            "SELECT rotated_at, revoked_at, successor, family_id, user_id FROM tokens \
-             WHERE token_hash = $1 AND kind = 'refresh' AND app_id = $2",
-        )
-        .bind(&hash)
-        .bind(app_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(RefreshOutcome::Invalid);
-        };
-        let rotated_at: Option<i64> = row.try_get("rotated_at")?;
-        let revoked_at: Option<i64> = row.try_get("revoked_at")?;
-        let family_id: String = row.try_get("family_id")?;
-        let Some(rotated_at) = rotated_at else {
-            return Ok(RefreshOutcome::Invalid);
-        };
-        if now - rotated_at <= REFRESH_GRACE_SECS {
-            if revoked_at.is_some() {
-                return Ok(RefreshOutcome::Invalid);
-            }
-            let sealed: Option<Vec<u8>> = row.try_get("successor")?;
-            let successor = sealed.as_deref().and_then(|s| unseal_pair(refresh, s));
-            if let Some(pair) = successor {
-                // Only if the successor itself is still good (not revoked meanwhile).
-                let live: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL",
-                )
-                .bind(pair.access.hash())
-                .fetch_one(&mut *tx)
-                .await?;
-                if live == 1 {
-                    return Ok(RefreshOutcome::Retried(pair));
-                }
-            }
-            return Ok(RefreshOutcome::Invalid);
-        }
-        // Reuse of a retired token: someone else holds a copy. Revoke the whole chain.
-        sqlx::query(
-            "UPDATE tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(&family_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(RefreshOutcome::Reused {
-            family_id,
-            user_id: row.try_get("user_id")?,
+        self.write(Refresh {
+            refresh: refresh.clone(),
+            app_id: app_id.to_owned(),
+            narrower: narrower.cloned(),
+            access_ttl,
+            refresh_ttl,
+            now,
         })
+        .await
     }
 
     /// Any token (access or refresh) by its value, whatever its state.
@@ -514,5 +369,268 @@ impl Store {
         .execute(self.writer())
         .await?;
         Ok(done.rows_affected())
+    }
+}
+
+struct CreateCode {
+    hash: String,
+    grant: CodeGrant,
+    now: i64,
+    ttl: i64,
+}
+
+impl Job for CreateCode {
+    type Output = ();
+
+    async fn run<E: Exec>(self, exec: &mut E) -> Result<Done<()>, sqlx::Error> {
+        let g = &self.grant;
+        let scopes = g.scopes.to_string();
+        exec.execute(
+            "INSERT INTO auth_codes (code_hash, app_id, user_id, grant_id, redirect_uri, redirect_uri_given, scopes, \
+             code_challenge, nonce, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            &[
+                (&self.hash).into(),
+                (&g.app_id).into(),
+                (&g.user_id).into(),
+                (&g.grant_id).into(),
+                (&g.redirect_uri).into(),
+                flag(g.redirect_uri_given).into(),
+                (&scopes).into(),
+                g.code_challenge.as_deref().into(),
+                g.nonce.as_deref().into(),
+                g.auth_time.into(),
+                self.now.into(),
+                (self.now + self.ttl).into(),
+            ],
+        )
+        .await?;
+        Ok(Done::Commit(()))
+    }
+}
+
+struct ExchangeCode<F> {
+    hash: String,
+    now: i64,
+    check: F,
+}
+
+impl<F, X> Job for ExchangeCode<F>
+where
+    F: FnOnce(&CodeGrant) -> Result<IssueSpec, X> + Send + 'static,
+    X: Send + 'static,
+{
+    type Output = CodeOutcome<X>;
+
+    async fn run<E: Exec>(self, exec: &mut E) -> Result<Done<CodeOutcome<X>>, sqlx::Error> {
+        let (hash, now) = (&self.hash, self.now);
+        let grant = exec
+            .fetch_optional(
+                "UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+                 AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = auth_codes.user_id AND users.disabled = 1) \
+                 RETURNING app_id, user_id, grant_id, redirect_uri, redirect_uri_given, scopes, code_challenge, nonce, auth_time",
+                &[now.into(), hash.into()],
+                |row| {
+                    Ok(CodeGrant {
+                        app_id: row.text("app_id")?,
+                        user_id: row.text("user_id")?,
+                        grant_id: row.text("grant_id")?,
+                        redirect_uri: row.text("redirect_uri")?,
+                        redirect_uri_given: row.int("redirect_uri_given")? != 0,
+                        scopes: Scopes::from_stored(&row.text("scopes")?),
+                        code_challenge: row.opt_text("code_challenge")?,
+                        nonce: row.opt_text("nonce")?,
+                        auth_time: row.int("auth_time")?,
+                    })
+                },
+            )
+            .await?;
+        let Some(grant) = grant else {
+            let used = exec
+                .fetch_optional(
+                    "SELECT used_at FROM auth_codes WHERE code_hash = $1",
+                    &[hash.into()],
+                    |row| row.opt_int("used_at"),
+                )
+                .await?;
+            if let Some(Some(_)) = used {
+                let revoked = exec
+                    .execute(
+                        "UPDATE tokens SET revoked_at = $1 WHERE code_hash = $2 AND revoked_at IS NULL",
+                        &[now.into(), hash.into()],
+                    )
+                    .await?;
+                return Ok(Done::Commit(CodeOutcome::Replayed { revoked }));
+            }
+            return Ok(Done::Rollback(CodeOutcome::Invalid));
+        };
+        let spec = match (self.check)(&grant) {
+            Ok(spec) => spec,
+            // The code is spent all the same.
+            Err(e) => return Ok(Done::Commit(CodeOutcome::Refused(e))),
+        };
+        let issue = Issue {
+            app_id: &grant.app_id,
+            user_id: Some(&grant.user_id),
+            grant_id: Some(&grant.grant_id),
+            scopes: &spec.scopes,
+            access_ttl: spec.access_ttl,
+            refresh_ttl: spec.refresh_ttl,
+        };
+        let issued = insert_tokens(exec, &issue, &new_id(), Some(hash), now).await?;
+        Ok(Done::Commit(CodeOutcome::Issued(Box::new((grant, issued)))))
+    }
+}
+
+struct IssueTokens {
+    app_id: String,
+    user_id: Option<String>,
+    grant_id: Option<String>,
+    scopes: Scopes,
+    access_ttl: i64,
+    refresh_ttl: Option<i64>,
+    now: i64,
+}
+
+impl Job for IssueTokens {
+    type Output = Issued;
+
+    async fn run<E: Exec>(self, exec: &mut E) -> Result<Done<Issued>, sqlx::Error> {
+        let issue = Issue {
+            app_id: &self.app_id,
+            user_id: self.user_id.as_deref(),
+            grant_id: self.grant_id.as_deref(),
+            scopes: &self.scopes,
+            access_ttl: self.access_ttl,
+            refresh_ttl: self.refresh_ttl,
+        };
+        let issued = insert_tokens(exec, &issue, &new_id(), None, self.now).await?;
+        Ok(Done::Commit(issued))
+    }
+}
+
+struct Refresh {
+    refresh: Secret,
+    app_id: String,
+    narrower: Option<Scopes>,
+    access_ttl: i64,
+    refresh_ttl: i64,
+    now: i64,
+}
+
+/// A refresh token that could not be rotated, as found.
+struct Retired {
+    rotated_at: Option<i64>,
+    revoked_at: Option<i64>,
+    successor: Option<Vec<u8>>,
+    family_id: String,
+    user_id: Option<String>,
+}
+
+impl Job for Refresh {
+    type Output = RefreshOutcome;
+
+    async fn run<E: Exec>(self, exec: &mut E) -> Result<Done<RefreshOutcome>, sqlx::Error> {
+        let hash = self.refresh.hash();
+        let (now, app_id) = (self.now, self.app_id.as_str());
+        let rotated = exec
+            .fetch_optional(
+                "UPDATE tokens SET rotated_at = $1 WHERE token_hash = $2 AND kind = 'refresh' AND app_id = $3 \
+                 AND rotated_at IS NULL AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) \
+                 AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = tokens.user_id AND users.disabled = 1) \
+                 RETURNING user_id, grant_id, family_id, scopes",
+                &[now.into(), (&hash).into(), app_id.into()],
+                |row| {
+                    Ok((
+                        row.opt_text("user_id")?,
+                        row.opt_text("grant_id")?,
+                        row.text("family_id")?,
+                        Scopes::from_stored(&row.text("scopes")?),
+                    ))
+                },
+            )
+            .await?;
+        if let Some((user_id, grant_id, family, granted)) = rotated {
+            let scopes = match &self.narrower {
+                Some(n) if !n.is_subset_of(&granted) => {
+                    return Ok(Done::Rollback(RefreshOutcome::ScopeTooWide));
+                }
+                Some(n) if !n.is_empty() => n.clone(),
+                _ => granted,
+            };
+            let issue = Issue {
+                app_id,
+                user_id: user_id.as_deref(),
+                grant_id: grant_id.as_deref(),
+                scopes: &scopes,
+                access_ttl: self.access_ttl,
+                refresh_ttl: Some(self.refresh_ttl),
+            };
+            let issued = insert_tokens(exec, &issue, &family, None, now).await?;
+            let sealed = seal_pair(&self.refresh, &issued);
+            exec.execute(
+                "UPDATE tokens SET successor = $1 WHERE token_hash = $2",
+                &[sealed.as_deref().into(), (&hash).into()],
+            )
+            .await?;
+            return Ok(Done::Commit(RefreshOutcome::Rotated(issued)));
+        }
+
+        // Not rotatable: unknown, another app's, expired, revoked, or already rotated.
+        let retired = exec
+            .fetch_optional(
+                "SELECT rotated_at, revoked_at, successor, family_id, user_id FROM tokens \
+                 WHERE token_hash = $1 AND kind = 'refresh' AND app_id = $2",
+                &[(&hash).into(), app_id.into()],
+                |row| {
+                    Ok(Retired {
+                        rotated_at: row.opt_int("rotated_at")?,
+                        revoked_at: row.opt_int("revoked_at")?,
+                        successor: row.opt_blob("successor")?,
+                        family_id: row.text("family_id")?,
+                        user_id: row.opt_text("user_id")?,
+                    })
+                },
+            )
+            .await?;
+        let Some(Retired {
+            rotated_at: Some(rotated_at),
+            revoked_at,
+            successor,
+            family_id,
+            user_id,
+        }) = retired
+        else {
+            return Ok(Done::Rollback(RefreshOutcome::Invalid));
+        };
+        if now - rotated_at <= REFRESH_GRACE_SECS {
+            if revoked_at.is_some() {
+                return Ok(Done::Rollback(RefreshOutcome::Invalid));
+            }
+            if let Some(pair) = successor
+                .as_deref()
+                .and_then(|s| unseal_pair(&self.refresh, s))
+            {
+                // Only if the successor itself is still good (not revoked meanwhile).
+                let access_hash = pair.access.hash();
+                let live = exec
+                    .fetch_optional(
+                        "SELECT 1 AS live FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+                        &[(&access_hash).into()],
+                        |row| row.int("live"),
+                    )
+                    .await?;
+                if live.is_some() {
+                    return Ok(Done::Rollback(RefreshOutcome::Retried(pair)));
+                }
+            }
+            return Ok(Done::Rollback(RefreshOutcome::Invalid));
+        }
+        // Reuse of a retired token: someone else holds a copy. Revoke the whole chain.
+        exec.execute(
+            "UPDATE tokens SET revoked_at = $1 WHERE family_id = $2 AND revoked_at IS NULL",
+            &[now.into(), (&family_id).into()],
+        )
+        .await?;
+        Ok(Done::Commit(RefreshOutcome::Reused { family_id, user_id }))
     }
 }

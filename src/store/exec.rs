@@ -1,0 +1,300 @@
+//! Write transactions written once for both backends, and the SQLite writer that runs them in
+//! groups.
+//!
+//! A [`Job`] is a transaction against any [`Exec`]: a sqlx connection (PostgreSQL, or SQLite in
+//! memory), or a SQLite connection used in place. On a SQLite file every job goes to one writer
+//! thread, which runs whatever jobs are waiting inside one transaction (each in a savepoint of
+//! its own, so one job's failure or rollback leaves the others alone) and commits them together:
+//! a busy token endpoint pays for one commit per group, not per request, and no statement
+//! crosses threads. A job's answer is released only after its group has committed.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::pin;
+use std::sync::mpsc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use super::reader::{Columns, Named};
+
+/// The most jobs one group commits.
+const MAX_GROUP: usize = 256;
+
+/// A value bound to a statement.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Param<'a> {
+    Text(&'a str),
+    Int(i64),
+    Blob(&'a [u8]),
+    Null,
+}
+
+impl<'a> From<&'a str> for Param<'a> {
+    fn from(s: &'a str) -> Self {
+        Param::Text(s)
+    }
+}
+
+impl<'a> From<&'a String> for Param<'a> {
+    fn from(s: &'a String) -> Self {
+        Param::Text(s)
+    }
+}
+
+impl<'a> From<&'a [u8]> for Param<'a> {
+    fn from(b: &'a [u8]) -> Self {
+        Param::Blob(b)
+    }
+}
+
+impl From<i64> for Param<'_> {
+    fn from(i: i64) -> Self {
+        Param::Int(i)
+    }
+}
+
+impl<'a, T: Into<Param<'a>>> From<Option<T>> for Param<'a> {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Param::Null, Into::into)
+    }
+}
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+        Ok(match *self {
+            Param::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Param::Int(i) => ToSqlOutput::Owned(Value::Integer(i)),
+            Param::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+            Param::Null => ToSqlOutput::Owned(Value::Null),
+        })
+    }
+}
+
+/// Something statements run on.
+pub(super) trait Exec: Send {
+    /// Run a statement; the rows it changed.
+    fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[Param<'_>],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send;
+
+    /// The first row of a statement, mapped by `map`.
+    fn fetch_optional<T: Send>(
+        &mut self,
+        sql: &'static str,
+        params: &[Param<'_>],
+        map: impl FnOnce(&dyn Columns) -> Result<T, sqlx::Error> + Send,
+    ) -> impl Future<Output = Result<Option<T>, sqlx::Error>> + Send;
+}
+
+fn bind<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    params: &[Param<'q>],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    for p in params {
+        query = match *p {
+            Param::Text(s) => query.bind(s),
+            Param::Int(i) => query.bind(i),
+            Param::Blob(b) => query.bind(b),
+            Param::Null => query.bind(None::<String>),
+        };
+    }
+    query
+}
+
+impl Exec for sqlx::AnyConnection {
+    async fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[Param<'_>],
+    ) -> Result<u64, sqlx::Error> {
+        Ok(bind(sqlx::query(sql), params)
+            .execute(&mut *self)
+            .await?
+            .rows_affected())
+    }
+
+    async fn fetch_optional<T: Send>(
+        &mut self,
+        sql: &'static str,
+        params: &[Param<'_>],
+        map: impl FnOnce(&dyn Columns) -> Result<T, sqlx::Error> + Send,
+    ) -> Result<Option<T>, sqlx::Error> {
+        let row = bind(sqlx::query(sql), params)
+            .fetch_optional(&mut *self)
+            .await?;
+        row.as_ref().map(|r| map(r)).transpose()
+    }
+}
+
+fn io(e: rusqlite::Error) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::other(e))
+}
+
+/// The writer thread's connection, used in place.
+pub(super) struct InPlace<'c>(&'c mut rusqlite::Connection);
+
+impl InPlace<'_> {
+    fn run(&mut self, sql: &str) -> Result<(), sqlx::Error> {
+        self.0.execute_batch(sql).map_err(io)
+    }
+}
+
+impl Exec for InPlace<'_> {
+    async fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[Param<'_>],
+    ) -> Result<u64, sqlx::Error> {
+        let mut statement = self.0.prepare_cached(sql).map_err(io)?;
+        let changed = statement
+            .execute(rusqlite::params_from_iter(params))
+            .map_err(io)?;
+        Ok(changed as u64)
+    }
+
+    async fn fetch_optional<T: Send>(
+        &mut self,
+        sql: &'static str,
+        params: &[Param<'_>],
+        map: impl FnOnce(&dyn Columns) -> Result<T, sqlx::Error> + Send,
+    ) -> Result<Option<T>, sqlx::Error> {
+        let mut statement = self.0.prepare_cached(sql).map_err(io)?;
+        let mut rows = statement
+            .query(rusqlite::params_from_iter(params))
+            .map_err(io)?;
+        match rows.next().map_err(io)? {
+            Some(row) => map(&Named::new(row)).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// What a job decided about its own writes.
+pub(super) enum Done<T> {
+    Commit(T),
+    Rollback(T),
+}
+
+/// One write transaction.
+pub(super) trait Job: Send + 'static {
+    type Output: Send + 'static;
+
+    fn run<E: Exec>(
+        self,
+        exec: &mut E,
+    ) -> impl Future<Output = Result<Done<Self::Output>, sqlx::Error>> + Send;
+}
+
+/// Called with the group's commit outcome (an error message if it failed).
+type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
+/// A job as the writer thread sees it: run it on the connection (or report that it could not
+/// be), then finish it once the group's fate is known.
+type Task = Box<dyn FnOnce(Result<&mut rusqlite::Connection, &str>) -> Finish + Send>;
+
+/// The thread that writes a SQLite file.
+pub(super) struct Writer {
+    tasks: mpsc::Sender<Task>,
+}
+
+impl Writer {
+    pub(super) fn open(path: &Path) -> anyhow::Result<Writer> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+             PRAGMA wal_autocheckpoint = 0;",
+        )?;
+        // Other connections write now and then (sign-ins, heartbeats): wait for them in short
+        // steps rather than SQLite's millisecond sleeps.
+        conn.busy_handler(Some(|attempt| {
+            std::thread::sleep(Duration::from_micros(50));
+            attempt < 100_000
+        }))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let (tasks, queue) = mpsc::channel::<Task>();
+        std::thread::Builder::new()
+            .name("latchkey-writer".into())
+            .spawn(move || write_groups(conn, queue))?;
+        Ok(Writer { tasks })
+    }
+
+    /// Run `job` in the next group; its output once the group has committed.
+    pub(super) async fn run<J: Job>(&self, job: J) -> Result<J::Output, sqlx::Error> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let task: Task = Box::new(move |conn| {
+            let outcome = match conn {
+                Ok(conn) => run_in_savepoint(conn, job),
+                Err(e) => Err(sqlx::Error::Io(std::io::Error::other(e.to_owned()))),
+            };
+            Box::new(move |commit_error: Option<&str>| {
+                let result = match (outcome, commit_error) {
+                    (Err(e), _) => Err(e),
+                    (Ok(_), Some(e)) => Err(sqlx::Error::Io(std::io::Error::other(e.to_owned()))),
+                    (Ok(out), None) => Ok(out),
+                };
+                let _ = answer.send(result);
+            })
+        });
+        self.tasks.send(task).map_err(|_| sqlx::Error::PoolClosed)?;
+        answered.await.map_err(|_| sqlx::Error::PoolClosed)?
+    }
+}
+
+/// Run a job inside a savepoint, keeping or undoing its writes as it decided.
+fn run_in_savepoint<J: Job>(
+    conn: &mut rusqlite::Connection,
+    job: J,
+) -> Result<J::Output, sqlx::Error> {
+    let mut exec = InPlace(conn);
+    exec.run("SAVEPOINT job")?;
+    let outcome = ready(job.run(&mut exec));
+    match outcome {
+        Ok(Done::Commit(out)) => {
+            exec.run("RELEASE job")?;
+            Ok(out)
+        }
+        Ok(Done::Rollback(out)) => {
+            exec.run("ROLLBACK TO job; RELEASE job")?;
+            Ok(out)
+        }
+        Err(e) => {
+            exec.run("ROLLBACK TO job; RELEASE job")?;
+            Err(e)
+        }
+    }
+}
+
+/// The output of a future that never waits (every statement of [`InPlace`] runs at once).
+fn ready<F: Future>(future: F) -> F::Output {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(out) => out,
+        Poll::Pending => unreachable!("a job on the writer thread waited"),
+    }
+}
+
+fn write_groups(mut conn: rusqlite::Connection, queue: mpsc::Receiver<Task>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP
+            && let Ok(task) = queue.try_recv()
+        {
+            group.push(task);
+        }
+        let finishes: Vec<Finish> = match conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => group.into_iter().map(|task| task(Ok(&mut conn))).collect(),
+            Err(e) => {
+                let e = e.to_string();
+                group.into_iter().map(|task| task(Err(&e))).collect()
+            }
+        };
+        let committed = conn.execute_batch("COMMIT").map_err(|e| e.to_string());
+        if committed.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for finish in finishes {
+            finish(committed.as_ref().err().map(String::as_str));
+        }
+    }
+}
