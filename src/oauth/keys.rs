@@ -6,18 +6,29 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::signature::RsaKeyPair;
 use base64::Engine;
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use serde::Serialize;
 
 use crate::domain::secret::random_base62;
 use crate::store::{SigningKey, Store, now};
 
-/// Parsed keys by kid, so a token is signed without parsing PEM each time. The database still
-/// says which key is active, so a rotation on one node takes effect on every node at once.
+/// Parsed keys by kid, so a token is signed without parsing (and checking) the key each time.
+/// The database still says which key is active, so a rotation on one node takes effect on every
+/// node at once.
 #[derive(Clone, Default)]
-pub struct KeyCache(Arc<Mutex<HashMap<String, Arc<EncodingKey>>>>);
+pub struct KeyCache(Arc<Mutex<HashMap<String, Arc<RsaKeyPair>>>>);
+
+/// An RSA private key from its PKCS#8 PEM.
+fn parse_private_pem(pem: &str) -> anyhow::Result<RsaKeyPair> {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .context("reading a signing key")?;
+    RsaKeyPair::from_pkcs8(&der).map_err(|_| anyhow::anyhow!("reading a signing key"))
+}
 
 fn pem(der: &[u8]) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(der);
@@ -101,21 +112,31 @@ impl KeyCache {
             }
         };
         let cached = self.0.lock().ok().and_then(|m| m.get(&key.kid).cloned());
-        let encoding = match cached {
-            Some(encoding) => encoding,
+        let pair = match cached {
+            Some(pair) => pair,
             None => {
-                let encoding = Arc::new(
-                    EncodingKey::from_rsa_pem(key.private_pem.as_bytes())
-                        .context("reading a signing key")?,
-                );
+                let pair = Arc::new(parse_private_pem(&key.private_pem)?);
                 if let Ok(mut map) = self.0.lock() {
-                    map.insert(key.kid.clone(), encoding.clone());
+                    map.insert(key.kid.clone(), pair.clone());
                 }
-                encoding
+                pair
             }
         };
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(key.kid);
-        Ok(jsonwebtoken::encode(&header, claims, &encoding)?)
+        let b64 = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "kid": key.kid});
+        let mut jwt = b64.encode(serde_json::to_vec(&header)?);
+        jwt.push('.');
+        jwt.push_str(&b64.encode(serde_json::to_vec(claims)?));
+        let mut signature = vec![0; pair.public_modulus_len()];
+        pair.sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            jwt.as_bytes(),
+            &mut signature,
+        )
+        .map_err(|_| anyhow::anyhow!("signing an ID token failed"))?;
+        jwt.push('.');
+        jwt.push_str(&b64.encode(signature));
+        Ok(jwt)
     }
 }

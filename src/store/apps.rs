@@ -1,7 +1,8 @@
 //! OAuth apps (clients).
 
+use super::exec::Param;
 use super::reader::Columns;
-use super::{Key, Store, flag, new_id};
+use super::{Store, flag, new_id};
 use crate::domain::app::{AppDraft, new_client_id};
 use crate::domain::scope::Scopes;
 use crate::domain::secret::{self, Secret, TokenKind};
@@ -117,7 +118,7 @@ impl Store {
     pub async fn app_by_client_id(&self, client_id: &str) -> Result<Option<App>, sqlx::Error> {
         self.lookup(
             select_app!("WHERE a.client_id = $1"),
-            &[Key::Text(client_id)],
+            &[Param::Text(client_id)],
             |r| app_from_row(r),
         )
         .await

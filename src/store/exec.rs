@@ -89,7 +89,7 @@ pub(super) trait Exec: Send {
     ) -> impl Future<Output = Result<Option<T>, sqlx::Error>> + Send;
 }
 
-fn bind<'q>(
+pub(super) fn bind<'q>(
     mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     params: &[Param<'q>],
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {

@@ -1,6 +1,6 @@
 //! ID-token signing keys, shared by every node through the database.
 
-use sqlx::Row;
+use super::reader::Columns;
 
 use super::{Store, flag};
 
@@ -17,15 +17,15 @@ pub struct SigningKey {
 
 const KEY_COLUMNS: &str = "kid, alg, private_pem, public_jwk, created_at, active, retired_at";
 
-fn key_from_row(row: &sqlx::any::AnyRow) -> Result<SigningKey, sqlx::Error> {
+fn key_from_row(row: &(impl Columns + ?Sized)) -> Result<SigningKey, sqlx::Error> {
     Ok(SigningKey {
-        kid: row.try_get("kid")?,
-        alg: row.try_get("alg")?,
-        private_pem: row.try_get("private_pem")?,
-        public_jwk: row.try_get("public_jwk")?,
-        created_at: row.try_get("created_at")?,
-        active: row.try_get::<i64, _>("active")? != 0,
-        retired_at: row.try_get("retired_at")?,
+        kid: row.text("kid")?,
+        alg: row.text("alg")?,
+        private_pem: row.text("private_pem")?,
+        public_jwk: row.text("public_jwk")?,
+        created_at: row.int("created_at")?,
+        active: row.int("active")? != 0,
+        retired_at: row.opt_int("retired_at")?,
     })
 }
 
@@ -93,13 +93,13 @@ impl Store {
     /// The key that signs now: the newest active one (if two nodes created one at the same
     /// first start, both agree on this choice).
     pub async fn active_signing_key(&self) -> Result<Option<SigningKey>, sqlx::Error> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {KEY_COLUMNS} FROM signing_keys WHERE active = 1 AND retired_at IS NULL \
-             ORDER BY created_at DESC, kid DESC LIMIT 1"
-        )))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(key_from_row).transpose()
+        self.lookup(
+            "SELECT kid, alg, private_pem, public_jwk, created_at, active, retired_at FROM signing_keys \
+             WHERE active = 1 AND retired_at IS NULL ORDER BY created_at DESC, kid DESC LIMIT 1",
+            &[],
+            |r| key_from_row(r),
+        )
+        .await
     }
 
     /// Every key, newest first.

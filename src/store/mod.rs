@@ -59,22 +59,6 @@ pub struct Store {
     touched: Arc<Mutex<HashMap<String, i64>>>,
 }
 
-/// A value bound to a hot-path lookup (see [`Store::lookup`]).
-#[derive(Clone, Copy)]
-enum Key<'a> {
-    Text(&'a str),
-    Int(i64),
-}
-
-impl rusqlite::ToSql for Key<'_> {
-    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
-        match *self {
-            Key::Text(s) => s.to_sql(),
-            Key::Int(i) => Ok(rusqlite::types::ToSqlOutput::from(i)),
-        }
-    }
-}
-
 /// The migrations for each backend, embedded in the binary. Both trees hold the same tables.
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -211,20 +195,15 @@ impl Store {
     async fn lookup<T>(
         &self,
         sql: &'static str,
-        keys: &[Key<'_>],
+        keys: &[exec::Param<'_>],
         map: impl Fn(&dyn reader::Columns) -> Result<T, sqlx::Error>,
     ) -> Result<Option<T>, sqlx::Error> {
         if let Some(reader) = &self.reader {
             return reader.optional(sql, rusqlite::params_from_iter(keys), |row| map(row));
         }
-        let mut query = sqlx::query(sql);
-        for key in keys {
-            query = match *key {
-                Key::Text(s) => query.bind(s),
-                Key::Int(i) => query.bind(i),
-            };
-        }
-        let row = query.fetch_optional(&self.pool).await?;
+        let row = exec::bind(sqlx::query(sql), keys)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(|r| map(r)).transpose()
     }
 

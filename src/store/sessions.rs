@@ -1,7 +1,8 @@
 //! Browser sessions. The cookie carries a random value; only its SHA-256 is stored, so a copy of
 //! the database does not let anyone sign in.
 
-use super::{Key, Store};
+use super::Store;
+use super::exec::Param;
 use crate::domain::secret::{self, Secret};
 use crate::domain::user::User;
 
@@ -46,7 +47,7 @@ impl Store {
         let found = self
             .lookup(
                 "SELECT user_id, auth_time, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2",
-                &[Key::Text(&id_hash), Key::Int(now)],
+                &[Param::Text(&id_hash), Param::Int(now)],
                 |r| Ok((r.text("user_id")?, r.int("auth_time")?, r.int("expires_at")?)),
             )
             .await?;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::exec::{Done, Exec, Job, Param};
 use super::reader::Columns;
-use super::{Key, Store, flag, new_id};
+use super::{Store, flag, new_id};
 use crate::domain::scope::Scopes;
 use crate::domain::seal;
 use crate::domain::secret::{self, Secret, TokenKind};
@@ -307,7 +307,7 @@ impl Store {
                  FROM tokens t JOIN apps a ON a.id = t.app_id LEFT JOIN users u ON u.id = t.user_id \
                  WHERE t.token_hash = $1"
             ),
-            &[Key::Text(&token.hash())],
+            &[Param::Text(&token.hash())],
             |r| token_info_from_row(r, now),
         )
         .await
@@ -326,7 +326,7 @@ impl Store {
                 ", u.* FROM tokens t JOIN apps a ON a.id = t.app_id JOIN users u ON u.id = t.user_id \
                  WHERE t.token_hash = $1"
             ),
-            &[Key::Text(&token.hash())],
+            &[Param::Text(&token.hash())],
             |r| Ok((token_info_from_row(r, now)?, super::users::user_from_row(r)?)),
         )
         .await

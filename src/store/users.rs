@@ -2,8 +2,9 @@
 
 use sqlx::Row;
 
+use super::exec::Param;
 use super::reader::Columns;
-use super::{Key, Store, flag, is_unique_violation, new_id};
+use super::{Store, flag, is_unique_violation, new_id};
 use crate::domain::user::{Profile, TrustLevel, User};
 
 /// The columns [`user_from_row`] reads, as a literal so queries can be built with `concat!`.
@@ -63,7 +64,7 @@ impl Store {
     }
 
     pub async fn user_by_id(&self, id: &str) -> Result<Option<User>, sqlx::Error> {
-        self.lookup(select_user!("WHERE id = $1"), &[Key::Text(id)], |r| {
+        self.lookup(select_user!("WHERE id = $1"), &[Param::Text(id)], |r| {
             user_from_row(r)
         })
         .await
