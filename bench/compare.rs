@@ -2,7 +2,7 @@
 //! panva's node-oidc-provider on Node 24 (`bench/peer/`) and against a floor server that does
 //! only the unavoidable work (`--floor`, in this file), all driven by `wrk` on this machine.
 //!
-//!     cargo bench --bench compare                       # the full run: 10 s × 5 per row
+//!     cargo bench --bench compare                       # the full run: 10 s × 3 per row
 //!     cargo bench --bench compare -- --smoke            # 2 s × 1 per row, no results file
 //!
 //! Options: `--seconds N`, `--runs N` (the row is the median run by requests/s), `--connections
@@ -49,7 +49,7 @@ struct Options {
 fn options() -> Options {
     let mut o = Options {
         seconds: 10,
-        runs: 5,
+        runs: 3,
         connections: 64,
         threads: 2,
         postgres: Some("postgres://postgres@127.0.0.1:5432/test".into()),

@@ -182,6 +182,12 @@ pub(super) enum Done<T> {
 pub(super) trait Job: Send + 'static {
     type Output: Send + 'static;
 
+    /// Whether the job writes more than one statement (a job of one statement runs without a
+    /// transaction of its own where it does not join a group, saving two round trips).
+    fn needs_transaction(&self) -> bool {
+        true
+    }
+
     fn run<E: Exec>(
         self,
         exec: &mut E,

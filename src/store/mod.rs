@@ -108,18 +108,16 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
 /// Options for a pool of `connections` to a SQLite file. WAL lets readers run beside the one
 /// writer; synchronous=NORMAL keeps every committed transaction through a crash of the process
 /// (not of the OS).
-fn sqlite_pool(connections: u32) -> AnyPoolOptions {
+fn sqlite_pool(connections: u32, cache: &'static str) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(connections)
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 conn.execute("PRAGMA journal_mode = WAL").await?;
                 conn.execute("PRAGMA synchronous = NORMAL").await?;
                 conn.execute("PRAGMA foreign_keys = ON").await?;
                 conn.execute("PRAGMA busy_timeout = 5000").await?;
-                // 32 MiB of page cache per connection (the default is 2 MiB): index
-                // inserts into a million-row heartbeat table stay in memory.
-                conn.execute("PRAGMA cache_size = -32768").await?;
+                conn.execute(cache).await?;
                 // Checkpoints run in the background (`spawn_checkpointer`), not inside
                 // whichever request's commit happens to fill the log.
                 conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
@@ -154,7 +152,9 @@ impl Store {
         }
         let options = AnyConnectOptions::from_str(url).context("parsing the database URL")?;
         let pool_options = match backend {
-            Backend::Sqlite => sqlite_pool(8),
+            // Readers keep SQLite's default 2 MiB page cache each (the operating system caches
+            // the file too).
+            Backend::Sqlite => sqlite_pool(8, "PRAGMA cache_size = -2000"),
             Backend::Postgres => AnyPoolOptions::new().max_connections(16),
         };
         let pool = pool_options
@@ -163,11 +163,15 @@ impl Store {
             .await
             .context("connecting to the database")?;
         let writer = match backend {
-            Backend::Sqlite if sqlite_path(url).is_some() => sqlite_pool(1)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect_with(options)
-                .await
-                .context("connecting to the database")?,
+            // 16 MiB of page cache for the writer: index inserts into a million-row heartbeat
+            // table stay in memory.
+            Backend::Sqlite if sqlite_path(url).is_some() => {
+                sqlite_pool(1, "PRAGMA cache_size = -16384")
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await
+                    .context("connecting to the database")?
+            }
             _ => pool.clone(),
         };
         let file = (backend == Backend::Sqlite)
@@ -208,22 +212,35 @@ impl Store {
     }
 
     /// Run a write transaction: in the SQLite writer's next group, or as a transaction of its
-    /// own on the pool.
+    /// own on the pool. Either way it runs to its end even if the request that asked for it is
+    /// dropped (a client gone mid-request must not leave a transaction open on a pooled
+    /// connection).
     async fn write<J: exec::Job>(&self, job: J) -> Result<J::Output, sqlx::Error> {
         if let Some(writes) = &self.writes {
             return writes.run(job).await;
         }
-        let mut tx = self.begin().await?;
-        match job.run(&mut *tx).await? {
-            exec::Done::Commit(out) => {
-                tx.commit().await?;
-                Ok(out)
+        let store = self.clone();
+        let task = tokio::spawn(async move {
+            if !job.needs_transaction() {
+                let mut conn = store.writer.acquire().await?;
+                let (exec::Done::Commit(out) | exec::Done::Rollback(out)) =
+                    job.run(&mut *conn).await?;
+                return Ok(out);
             }
-            exec::Done::Rollback(out) => {
-                tx.rollback().await?;
-                Ok(out)
+            let mut tx = store.begin().await?;
+            match job.run(&mut *tx).await? {
+                exec::Done::Commit(out) => {
+                    tx.commit().await?;
+                    Ok(out)
+                }
+                exec::Done::Rollback(out) => {
+                    tx.rollback().await?;
+                    Ok(out)
+                }
             }
-        }
+        });
+        task.await
+            .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
     }
 
     fn writer(&self) -> &AnyPool {

@@ -382,6 +382,10 @@ struct CreateCode {
 impl Job for CreateCode {
     type Output = ();
 
+    fn needs_transaction(&self) -> bool {
+        false
+    }
+
     async fn run<E: Exec>(self, exec: &mut E) -> Result<Done<()>, sqlx::Error> {
         let g = &self.grant;
         let scopes = g.scopes.to_string();
@@ -493,6 +497,10 @@ struct IssueTokens {
 
 impl Job for IssueTokens {
     type Output = Issued;
+
+    fn needs_transaction(&self) -> bool {
+        self.refresh_ttl.is_some()
+    }
 
     async fn run<E: Exec>(self, exec: &mut E) -> Result<Done<Issued>, sqlx::Error> {
         let issue = Issue {
