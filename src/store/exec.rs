@@ -210,7 +210,7 @@ impl Writer {
         let conn = rusqlite::Connection::open(path)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-             PRAGMA wal_autocheckpoint = 0;",
+             PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -16384;",
         )?;
         // Other connections write now and then (sign-ins, heartbeats): wait for them in short
         // steps rather than SQLite's millisecond sleeps.
@@ -280,7 +280,11 @@ fn ready<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// How often the writer copies the write-ahead log into the database while it is busy.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
 fn write_groups(mut conn: rusqlite::Connection, queue: mpsc::Receiver<Task>) {
+    let mut checkpointed = std::time::Instant::now();
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP
@@ -301,6 +305,14 @@ fn write_groups(mut conn: rusqlite::Connection, queue: mpsc::Receiver<Task>) {
         }
         for finish in finishes {
             finish(committed.as_ref().err().map(String::as_str));
+        }
+        // Between groups (after the answers), so the log is copied in full: a checkpoint that
+        // races a steady writer never catches up, and the log then grows without end.
+        if checkpointed.elapsed() >= CHECKPOINT_EVERY {
+            if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+                tracing::warn!(error = %e, "checkpointing the write-ahead log failed");
+            }
+            checkpointed = std::time::Instant::now();
         }
     }
 }
