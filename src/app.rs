@@ -158,8 +158,10 @@ impl MakeRequestId for SequentialIds {
     }
 }
 
-/// Work that keeps the database and limiters tidy: expired sessions, stale limiter keys.
+/// Work that keeps the database, limiters and metrics tidy: expired sessions, stale limiter
+/// keys, histogram samples.
 fn spawn_housekeeping(state: &AppState) {
+    let metrics = state.metrics.clone();
     let state = state.clone();
     tokio::spawn(async move {
         let period = Duration::from_secs(600);
@@ -170,6 +172,16 @@ fn spawn_housekeeping(state: &AppState) {
                 tracing::warn!(error = %e, "purging expired sessions failed");
             }
             state.limits.purge().await;
+        }
+    });
+    // The latency histograms keep every sample until they are folded into their buckets; the
+    // exporter does that only when asked, so ask often (otherwise memory grows with every
+    // request between scrapes).
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            metrics.run_upkeep();
         }
     });
 }

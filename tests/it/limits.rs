@@ -130,6 +130,26 @@ on_both_backends! {
         assert_eq!(get(&app, "lk_at_nonsense", "/api/v1/authenticated/hours").await, (StatusCode::UNAUTHORIZED, None, None));
     }
 
+    async fn a_large_limit_is_counted_in_blocks_and_exactly_on_one_node(backend) {
+        let app = spawn_app_with(&backend, |s| s.api_rate_per_minute = Some(1600)).await;
+        fresh_rate_window().await;
+        let (_, pat) = app.user_with_pat("blocks@example.com", "read", false).await;
+        for remaining in [1599, 1598, 1597] {
+            assert_eq!(
+                get(&app, &pat, "/api/v1/authenticated/streak").await,
+                (StatusCode::OK, Some(remaining), None)
+            );
+        }
+        if app.store.backend() == latchkey::store::Backend::Postgres {
+            // One write took a block of a sixteenth of the limit for all three requests.
+            let hits: Vec<i64> = sqlx::query_scalar("SELECT hits FROM rate_counters")
+                .fetch_all(app.store.pool())
+                .await
+                .unwrap();
+            assert_eq!(hits, [100]);
+        }
+    }
+
     async fn heartbeat_ingestion_has_its_own_quota(backend) {
         let app = spawn_app_with(&backend, |s| s.api_rate_per_minute = Some(2)).await;
         fresh_rate_window().await;
