@@ -105,6 +105,12 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
+/// 32 MiB of page cache per pooled SQLite connection (the default is 2 MiB): index inserts into
+/// a million-row heartbeat table, and the reports over it, stay in memory. (Measured: with 2 MiB
+/// for readers and 16 MiB for the writer, bulk ingest p99 rose from 93 to 113 ms and `hours` p50
+/// from 4 to 7 ms.) The cache fills only as far as the data in use.
+const SQLITE_CACHE: &str = "PRAGMA cache_size = -32768";
+
 /// Options for a pool of `connections` to a SQLite file. WAL lets readers run beside the one
 /// writer; synchronous=NORMAL keeps every committed transaction through a crash of the process
 /// (not of the OS).
@@ -152,9 +158,7 @@ impl Store {
         }
         let options = AnyConnectOptions::from_str(url).context("parsing the database URL")?;
         let pool_options = match backend {
-            // Readers keep SQLite's default 2 MiB page cache each (the operating system caches
-            // the file too).
-            Backend::Sqlite => sqlite_pool(8, "PRAGMA cache_size = -2000"),
+            Backend::Sqlite => sqlite_pool(8, SQLITE_CACHE),
             Backend::Postgres => AnyPoolOptions::new().max_connections(16),
         };
         let pool = pool_options
@@ -163,15 +167,11 @@ impl Store {
             .await
             .context("connecting to the database")?;
         let writer = match backend {
-            // 16 MiB of page cache for the writer: index inserts into a million-row heartbeat
-            // table stay in memory.
-            Backend::Sqlite if sqlite_path(url).is_some() => {
-                sqlite_pool(1, "PRAGMA cache_size = -16384")
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect_with(options)
-                    .await
-                    .context("connecting to the database")?
-            }
+            Backend::Sqlite if sqlite_path(url).is_some() => sqlite_pool(1, SQLITE_CACHE)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await
+                .context("connecting to the database")?,
             _ => pool.clone(),
         };
         let file = (backend == Backend::Sqlite)
