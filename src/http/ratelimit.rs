@@ -95,17 +95,14 @@ impl Counter {
                 // This request takes the first hit of the block; requests that leased at the
                 // same time pool what they got.
                 let mut leases = leases.lock().unwrap_or_else(PoisonError::into_inner);
-                let lease = leases.entry(key).or_insert(Lease {
+                let fresh = Lease {
                     window,
                     total: 0,
                     left: 0,
-                });
+                };
+                let lease = leases.entry(key).or_insert(fresh);
                 if lease.window != window {
-                    *lease = Lease {
-                        window,
-                        total: 0,
-                        left: 0,
-                    };
+                    *lease = fresh;
                 }
                 lease.left += block - 1;
                 lease.total = lease.total.max(total);
