@@ -18,6 +18,8 @@ use tower_http::request_id::{
 };
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::http::ratelimit::Limits;
@@ -46,6 +48,8 @@ pub struct Shared {
     pub metrics: PrometheusHandle,
     /// Parsed ID-token signing keys.
     pub keys: oauth::keys::KeyCache,
+    /// The OpenAPI document, made at its first request.
+    pub openapi: std::sync::OnceLock<axum::body::Bytes>,
 }
 
 impl AppState {
@@ -58,16 +62,30 @@ impl AppState {
             limits,
             metrics: http::metrics::handle(),
             keys: oauth::keys::KeyCache::default(),
+            openapi: Default::default(),
         }))
     }
 }
 
+/// Every JSON endpoint, each described by its handler's OpenAPI attribute.
+pub fn json_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(ops::router())
+        .merge(api::router().layer(middleware::from_fn(http::ratelimit::quota_headers)))
+        .merge(oauth::api_router())
+        .routes(routes!(api::openapi::openapi_json))
+}
+
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Every browser page.
+pub fn page_routes() -> Router<AppState> {
+    web::router().merge(oauth::page_router())
+}
 
 pub fn router(state: AppState) -> Router {
     // Browser pages: CSRF cookie, translated error pages, never cached.
-    let pages = web::router()
-        .merge(oauth::page_router())
+    let pages = page_routes()
         .layer(middleware::from_fn_with_state(
             state.clone(),
             http::error::render_error_pages,
@@ -81,11 +99,17 @@ pub fn router(state: AppState) -> Router {
     let https = state.config.https();
     // Metrics need the matched route, so they wrap each route; everything else wraps the
     // router once (a layer on a `Router` wraps every route and costs each request a clone).
+    let (json, _) = json_routes().split_for_parts();
+    let json = json.method_not_allowed_fallback(|| async {
+        http::error::json_error(
+            axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            "this endpoint does not accept that method",
+        )
+    });
     let routes = Router::new()
         .merge(pages)
-        .merge(ops::router())
-        .merge(api::router().layer(middleware::from_fn(http::ratelimit::quota_headers)))
-        .merge(oauth::api_router())
+        .merge(json)
         .with_state(state)
         .layer(middleware::from_fn(http::metrics::track));
     let stack = ServiceBuilder::new()

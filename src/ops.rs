@@ -1,49 +1,66 @@
 //! Operations endpoints: liveness, readiness, Prometheus metrics.
 
-use axum::Router;
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
-use crate::http::error::json_error;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .method_not_allowed_fallback(|| async {
-            json_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "use GET",
-            )
-        })
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    /// `ok`, or `unavailable` when the database does not answer.
+    status: &'static str,
+    /// `ok` or `unreachable` (readiness only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database: Option<&'static str>,
 }
 
 /// The process is up.
-async fn healthz() -> impl IntoResponse {
-    axum::Json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process is up", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        database: None,
+    })
 }
 
 /// The database answers.
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "Ready: the database answers", body = Health),
+    (status = 503, description = "The database does not answer", body = Health),
+))]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     if state.store.ping().await {
-        (
-            StatusCode::OK,
-            axum::Json(json!({"status": "ok", "database": "ok"})),
-        )
+        let ok = Health {
+            status: "ok",
+            database: Some("ok"),
+        };
+        (StatusCode::OK, Json(ok))
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(json!({"status": "unavailable", "database": "unreachable"})),
-        )
+        let down = Health {
+            status: "unavailable",
+            database: Some("unreachable"),
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, Json(down))
     }
 }
 
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(

@@ -2,18 +2,19 @@
 //! Hackatime endpoints under `/api/v1/authenticated/` (OAuth access token or personal access
 //! token).
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use base64::Engine;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::clients::rfc3339;
 use crate::app::AppState;
@@ -30,20 +31,80 @@ const MAX_BULK: usize = 5000;
 /// A day counts toward a streak with this much `coding` time.
 const STREAK_DAY_US: i64 = 15 * 60 * 1_000_000;
 
-pub fn router() -> Router<AppState> {
-    let mut router = Router::new();
-    for prefix in ["/api/v1/users/{user}", "/api/hackatime/v1/users/{user}"] {
-        router = router
-            .route(&format!("{prefix}/heartbeats"), post(ingest_one))
-            .route(&format!("{prefix}/heartbeats.bulk"), post(ingest_bulk));
-    }
-    router
-        .route("/api/v1/authenticated/me", get(me))
-        .route("/api/v1/authenticated/hours", get(hours))
-        .route("/api/v1/authenticated/streak", get(streak))
-        .route("/api/v1/authenticated/projects", get(projects))
-        .route("/api/v1/authenticated/heartbeats/latest", get(latest))
-        .route("/api/v1/authenticated/api_keys", get(api_keys))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ingest_one))
+        .routes(routes!(ingest_bulk))
+        .routes(routes!(hackatime_ingest_one))
+        .routes(routes!(hackatime_ingest_bulk))
+        .routes(routes!(me))
+        .routes(routes!(hours))
+        .routes(routes!(streak))
+        .routes(routes!(projects))
+        .routes(routes!(latest))
+        .routes(routes!(api_keys))
+}
+
+/// One heartbeat as WakaTime plugins send it. Unknown fields are ignored.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct HeartbeatBody {
+    /// Unix seconds, with a fraction.
+    #[schema(example = 1763900000.5)]
+    time: f64,
+    /// The file, app or domain being worked on.
+    #[schema(example = "src/main.rs")]
+    entity: String,
+    /// `file`, `app` or `domain`.
+    r#type: Option<String>,
+    /// `coding` (default), `building`, `debugging`, `browsing`…
+    category: Option<String>,
+    project: Option<String>,
+    branch: Option<String>,
+    language: Option<String>,
+    is_write: Option<bool>,
+    lines: Option<i64>,
+    lineno: Option<i64>,
+    cursorpos: Option<i64>,
+    dependencies: Option<Vec<String>>,
+    user_agent: Option<String>,
+}
+
+/// A stored heartbeat.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct StoredBeat {
+    id: String,
+    /// RFC 3339.
+    created_at: String,
+    time: f64,
+    entity: String,
+    r#type: String,
+    category: String,
+    project: String,
+    branch: String,
+    language: String,
+    is_write: bool,
+    lines: Option<i64>,
+    lineno: Option<i64>,
+    cursorpos: Option<i64>,
+    editor: String,
+    operating_system: String,
+    machine: String,
+    user_agent: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct Ingested {
+    data: StoredBeat,
+}
+
+/// One answer per heartbeat sent, in order: `[{"data": …}, 201]` or `[{"error": "…"}, 400]`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct BulkIngested {
+    responses: Vec<Vec<serde_json::Value>>,
 }
 
 /// The API key of an ingest request: `Authorization: Basic base64(key)` (WakaTime's form, with
@@ -134,6 +195,12 @@ fn check(item: Value, headers: &HeaderMap) -> Result<Heartbeat, String> {
     )
 }
 
+/// Send one heartbeat with the user's API key (WakaTime's API).
+#[utoipa::path(post, path = "/api/v1/users/{user}/heartbeats", tag = "activity",
+    params(("user" = String, Path, description = "`current`, or the user's own ID")),
+    request_body = HeartbeatBody,
+    security(("api_key" = []), ("bearer" = []), ("api_key_query" = [])),
+    responses((status = 201, description = "Stored", body = Ingested), crate::api::openapi::ApiErrors))]
 async fn ingest_one(
     State(state): State<AppState>,
     Path(path_user): Path<String>,
@@ -155,6 +222,12 @@ async fn ingest_one(
         .into_response())
 }
 
+/// Send up to 5000 heartbeats at once (WakaTime's API).
+#[utoipa::path(post, path = "/api/v1/users/{user}/heartbeats.bulk", tag = "activity",
+    params(("user" = String, Path, description = "`current`, or the user's own ID")),
+    request_body = Vec<HeartbeatBody>,
+    security(("api_key" = []), ("bearer" = []), ("api_key_query" = [])),
+    responses((status = 201, description = "Each heartbeat's own answer (at most 5000 per request)", body = BulkIngested), crate::api::openapi::ApiErrors))]
 async fn ingest_bulk(
     State(state): State<AppState>,
     Path(path_user): Path<String>,
@@ -198,6 +271,36 @@ async fn ingest_bulk(
         .into_response())
 }
 
+/// `POST /api/v1/users/{user}/heartbeats` under Hackatime's prefix.
+#[utoipa::path(post, path = "/api/hackatime/v1/users/{user}/heartbeats", tag = "activity",
+    params(("user" = String, Path, description = "`current`, or the user's own ID")),
+    request_body = HeartbeatBody,
+    security(("api_key" = []), ("bearer" = []), ("api_key_query" = [])),
+    responses((status = 201, description = "Stored", body = Ingested), crate::api::openapi::ApiErrors))]
+async fn hackatime_ingest_one(
+    state: State<AppState>,
+    user: Path<String>,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    ingest_one(state, user, parts, body).await
+}
+
+/// `POST /api/v1/users/{user}/heartbeats.bulk` under Hackatime's prefix.
+#[utoipa::path(post, path = "/api/hackatime/v1/users/{user}/heartbeats.bulk", tag = "activity",
+    params(("user" = String, Path, description = "`current`, or the user's own ID")),
+    request_body = Vec<HeartbeatBody>,
+    security(("api_key" = []), ("bearer" = []), ("api_key_query" = [])),
+    responses((status = 201, description = "Each heartbeat's own answer (at most 5000 per request)", body = BulkIngested), crate::api::openapi::ApiErrors))]
+async fn hackatime_ingest_bulk(
+    state: State<AppState>,
+    user: Path<String>,
+    parts: Parts,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    ingest_bulk(state, user, parts, body).await
+}
+
 fn user_tz(user: &User) -> TimeZone {
     TimeZone::get(&user.timezone).unwrap_or(TimeZone::UTC)
 }
@@ -217,6 +320,29 @@ fn today(tz: &TimeZone) -> Date {
     jiff::Timestamp::now().to_zoned(tz.clone()).date()
 }
 
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct Me {
+    /// The user's stable UUID.
+    id: String,
+    emails: Vec<String>,
+    slack_id: String,
+    github_username: String,
+    trust_factor: TrustFactor,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct TrustFactor {
+    /// `blue`, `red`, `green` or `yellow`.
+    trust_level: String,
+    trust_value: i64,
+}
+
+/// The user behind the token (scope `profile`).
+#[utoipa::path(get, path = "/api/v1/authenticated/me", tag = "activity",
+    security(("bearer" = []), ("oauth2" = ["profile"])),
+    responses((status = 200, description = "The user", body = Me), crate::api::openapi::ApiErrors))]
 async fn me(State(_state): State<AppState>, caller: ResourceUser) -> Result<Response, ApiError> {
     caller.require_any(&["profile"])?;
     let u = &caller.user;
@@ -230,9 +356,12 @@ async fn me(State(_state): State<AppState>, caller: ResourceUser) -> Result<Resp
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct HoursQuery {
+    /// First day, `YYYY-MM-DD` in the user's time zone (default: a week before `end_date`).
     start_date: Option<String>,
+    /// Last day, included (default: today).
     end_date: Option<String>,
 }
 
@@ -244,6 +373,19 @@ fn parse_date(text: &str, field: &str) -> Result<Date, ApiError> {
     text.parse::<Date>().map_err(|_| bad())
 }
 
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct Hours {
+    start_date: String,
+    end_date: String,
+    /// Coding time in the range.
+    total_seconds: f64,
+}
+
+/// Coding time between two days (scope `read`).
+#[utoipa::path(get, path = "/api/v1/authenticated/hours", tag = "activity", params(HoursQuery),
+    security(("bearer" = []), ("oauth2" = ["read"])),
+    responses((status = 200, description = "Coding time", body = Hours), crate::api::openapi::ApiErrors))]
 async fn hours(
     State(state): State<AppState>,
     caller: ResourceUser,
@@ -286,8 +428,17 @@ async fn hours(
     .into_response())
 }
 
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct Streak {
+    streak_days: i64,
+}
+
 /// Consecutive days with at least 15 minutes of `coding`, ending today (when today already
-/// has that much) or yesterday.
+/// has that much) or yesterday (scope `read`).
+#[utoipa::path(get, path = "/api/v1/authenticated/streak", tag = "activity",
+    security(("bearer" = []), ("oauth2" = ["read"])),
+    responses((status = 200, description = "The streak", body = Streak), crate::api::openapi::ApiErrors))]
 async fn streak(State(state): State<AppState>, caller: ResourceUser) -> Result<Response, ApiError> {
     caller.require_any(&["read"])?;
     let tz = user_tz(&caller.user);
@@ -317,11 +468,34 @@ async fn streak(State(state): State<AppState>, caller: ResourceUser) -> Result<R
     Ok(axum::Json(json!({ "streak_days": days })).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ProjectsQuery {
+    /// `true` to list archived projects too.
     include_archived: Option<String>,
 }
 
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct Project {
+    name: String,
+    total_seconds: f64,
+    /// RFC 3339.
+    most_recent_heartbeat: String,
+    languages: Vec<String>,
+    archived: bool,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct Projects {
+    projects: Vec<Project>,
+}
+
+/// The user's projects with their coding time (scope `read` or `project:read`).
+#[utoipa::path(get, path = "/api/v1/authenticated/projects", tag = "activity", params(ProjectsQuery),
+    security(("bearer" = []), ("oauth2" = ["project:read"])),
+    responses((status = 200, description = "Projects", body = Projects), crate::api::openapi::ApiErrors))]
 async fn projects(
     State(state): State<AppState>,
     caller: ResourceUser,
@@ -371,6 +545,25 @@ fn latest_json(s: &StoredHeartbeat) -> Value {
     })
 }
 
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct Latest {
+    id: String,
+    created_at: String,
+    time: f64,
+    category: String,
+    project: String,
+    language: String,
+    editor: String,
+    operating_system: String,
+    machine: String,
+    entity: String,
+}
+
+/// The most recent heartbeat (scope `read`); 404 when there is none.
+#[utoipa::path(get, path = "/api/v1/authenticated/heartbeats/latest", tag = "activity",
+    security(("bearer" = []), ("oauth2" = ["read"])),
+    responses((status = 200, description = "The latest heartbeat", body = Latest), crate::api::openapi::ApiErrors))]
 async fn latest(State(state): State<AppState>, caller: ResourceUser) -> Result<Response, ApiError> {
     caller.require_any(&["read"])?;
     let latest = state
@@ -381,6 +574,17 @@ async fn latest(State(state): State<AppState>, caller: ResourceUser) -> Result<R
     Ok(axum::Json(latest_json(&latest)).into_response())
 }
 
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ApiKey {
+    /// The WakaTime API key for the editor plugins.
+    token: String,
+}
+
+/// The user's API key for heartbeats (scope `read`).
+#[utoipa::path(get, path = "/api/v1/authenticated/api_keys", tag = "activity",
+    security(("bearer" = []), ("oauth2" = ["read"])),
+    responses((status = 200, description = "The API key", body = ApiKey), crate::api::openapi::ApiErrors))]
 async fn api_keys(
     State(state): State<AppState>,
     caller: ResourceUser,

@@ -2,13 +2,14 @@
 //! `POST /oauth/clients/{id}/secret`, `POST /oauth/clients/{id}/revoke_tokens`.
 //! Authenticated by a personal access token with scope `apps`, or a browser session.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::apps::{self, AppsError, Origin};
@@ -17,15 +18,50 @@ use crate::domain::secret::Secret;
 use crate::http::api::{ApiError, ApiJson, ApiUser};
 use crate::store::App;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/oauth/clients", post(create).get(list))
-        .route(
-            "/oauth/clients/{id}",
-            get(show).patch(update).delete(remove),
-        )
-        .route("/oauth/clients/{id}/secret", post(reset_secret))
-        .route("/oauth/clients/{id}/revoke_tokens", post(revoke_tokens))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(reset_secret))
+        .routes(routes!(revoke_tokens))
+}
+
+/// An app, as the client API answers it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct Client {
+    /// The app's UUID (used in `/oauth/clients/{id}`).
+    id: String,
+    name: String,
+    /// 32 lowercase hex digits.
+    client_id: String,
+    /// Only right after creation or a reset: `lk_cs_…`. Store it now; it is never shown again.
+    client_secret: Option<String>,
+    /// The first redirect URI.
+    redirect_uri: String,
+    redirect_uris: Vec<String>,
+    homepage_url: String,
+    scopes: Vec<String>,
+    confidential: bool,
+    /// Verified by an administrator (the name is then locked).
+    verified: bool,
+    /// Present (and true) when the app may use the device flow.
+    device_flow: Option<bool>,
+    /// RFC 3339.
+    created_at: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ClientList {
+    clients: Vec<Client>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct RevokedTokens {
+    revoked_tokens: u64,
+    revoked_grants: u64,
 }
 
 /// The client object of SPEC §8, with the secret only when one was just issued, and
@@ -78,7 +114,7 @@ impl From<AppsError> for ApiError {
 }
 
 /// Scopes as a JSON array or a space-separated string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
 enum ScopeList {
     List(Vec<String>),
@@ -95,8 +131,9 @@ impl ScopeList {
 }
 
 /// HitKey's body (`name`, `redirect_uri`) and the richer one; unknown fields are ignored.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 struct ClientBody {
+    /// Required on creation.
     name: Option<String>,
     redirect_uri: Option<String>,
     redirect_uris: Option<Vec<String>>,
@@ -162,6 +199,10 @@ fn default_ttl(state: &AppState) -> u64 {
     state.config.access_token_ttl.as_secs()
 }
 
+/// Register an app. Confidential apps get a secret, shown in this answer only.
+#[utoipa::path(post, path = "/oauth/clients", tag = "clients", request_body = ClientBody,
+    security(("bearer" = [])),
+    responses((status = 201, description = "Created", body = Client), crate::api::openapi::ApiErrors))]
 async fn create(
     State(state): State<AppState>,
     caller: ApiUser,
@@ -189,6 +230,9 @@ async fn create(
         .into_response())
 }
 
+/// The caller's apps (every app, for an administrator).
+#[utoipa::path(get, path = "/oauth/clients", tag = "clients", security(("bearer" = [])),
+    responses((status = 200, description = "Apps", body = ClientList), crate::api::openapi::ApiErrors))]
 async fn list(State(state): State<AppState>, caller: ApiUser) -> Result<Response, ApiError> {
     caller.require_scope("apps")?;
     let apps = apps::list(&state.store, &caller.user).await?;
@@ -202,6 +246,10 @@ async fn managed(state: &AppState, caller: &ApiUser, id: &str) -> Result<App, Ap
     Ok(apps::find(&state.store, &caller.user, id).await?)
 }
 
+/// One app.
+#[utoipa::path(get, path = "/oauth/clients/{id}", tag = "clients", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The app's UUID")),
+    responses((status = 200, description = "The app", body = Client), crate::api::openapi::ApiErrors))]
 async fn show(
     State(state): State<AppState>,
     caller: ApiUser,
@@ -211,6 +259,10 @@ async fn show(
     Ok(axum::Json(client_json(&app, None)).into_response())
 }
 
+/// Change an app: only the fields sent change. Renaming a verified app needs an administrator.
+#[utoipa::path(patch, path = "/oauth/clients/{id}", tag = "clients", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The app's UUID")), request_body = ClientBody,
+    responses((status = 200, description = "The changed app (with a new secret when it became confidential)", body = Client), crate::api::openapi::ApiErrors))]
 async fn update(
     State(state): State<AppState>,
     caller: ApiUser,
@@ -232,6 +284,10 @@ async fn update(
     Ok(axum::Json(client_json(&app, secret.as_ref())).into_response())
 }
 
+/// Delete an app, its grants and its tokens.
+#[utoipa::path(delete, path = "/oauth/clients/{id}", tag = "clients", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The app's UUID")),
+    responses((status = 204, description = "Deleted"), crate::api::openapi::ApiErrors))]
 async fn remove(
     State(state): State<AppState>,
     caller: ApiUser,
@@ -243,6 +299,10 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// A new client secret, returned once; the old one stops working at once.
+#[utoipa::path(post, path = "/oauth/clients/{id}/secret", tag = "clients", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The app's UUID")),
+    responses((status = 200, description = "The app with its new `client_secret`", body = Client), crate::api::openapi::ApiErrors))]
 async fn reset_secret(
     State(state): State<AppState>,
     caller: ApiUser,
@@ -254,6 +314,10 @@ async fn reset_secret(
     Ok(axum::Json(client_json(&app, Some(&secret))).into_response())
 }
 
+/// Revoke every user token and grant of the app: users must authorize it again.
+#[utoipa::path(post, path = "/oauth/clients/{id}/revoke_tokens", tag = "clients", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The app's UUID")),
+    responses((status = 200, description = "How many were revoked", body = RevokedTokens), crate::api::openapi::ApiErrors))]
 async fn revoke_tokens(
     State(state): State<AppState>,
     caller: ApiUser,

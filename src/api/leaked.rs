@@ -2,13 +2,14 @@
 //! person who found one). Every live token or secret in the list is revoked at once. The answer
 //! is the same whatever was found, so the endpoint cannot be used to test whether a token is live.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::domain::secret;
@@ -19,25 +20,36 @@ use crate::store::{AuditEvent, AuditKind, now};
 /// At most this many strings per report.
 const MAX_ITEMS: usize = 1000;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/oauth/leaked", post(report))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(report))
 }
 
 /// A found string, bare or in the secret-scanning object form `{"token": "...", "url": "..."}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 enum Item {
     Bare(String),
     Object { token: String, url: Option<String> },
 }
 
-#[derive(Deserialize)]
+/// A list of found strings, bare or as objects, or `{"tokens": [...]}`.
+#[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
 enum Report {
     List(Vec<Item>),
     Wrapped { tokens: Vec<Item> },
 }
 
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct Received {
+    /// How many strings the report held (the same whether any was live).
+    received: u64,
+}
+
+/// Report secrets found in public: every live one among them is revoked at once.
+#[utoipa::path(post, path = "/oauth/leaked", tag = "oauth", request_body = Report,
+    responses((status = 200, description = "Received", body = Received), crate::api::openapi::ApiErrors))]
 async fn report(
     State(state): State<AppState>,
     parts: Parts,

@@ -1,27 +1,20 @@
-//! JSON API: the client API (`/oauth/clients`) and leak reports (`/oauth/leaked`).
+//! JSON API: the client API (`/oauth/clients`), leak reports (`/oauth/leaked`), the activity
+//! API, and the OpenAPI document that describes every JSON endpoint.
 
 mod activity;
 mod clients;
 mod leaked;
+pub mod openapi;
 
-use axum::Router;
-use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
-use crate::http::error::json_error;
 
 pub use clients::{client_json, rfc3339};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(clients::router())
         .merge(activity::router())
         .merge(leaked::router())
-        .method_not_allowed_fallback(|| async {
-            json_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "invalid_request",
-                "this endpoint does not accept that method",
-            )
-        })
 }

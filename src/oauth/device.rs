@@ -45,6 +45,18 @@ fn unauthorized(app: &App) -> Option<OAuthError> {
 }
 
 /// `POST /oauth/device/code` (RFC 8628 §3.1–3.2).
+#[utoipa::path(post, path = "/oauth/device/code", tag = "oauth",
+    request_body(content(
+        (super::schema::DeviceCodeRequest = "application/x-www-form-urlencoded"),
+        (super::schema::DeviceCodeRequest = "application/json"),
+    )),
+    security((), ("client" = [])),
+    responses(
+        (status = 200, description = "A device code and the code the user types", body = super::schema::DeviceCodeResponse),
+        (status = 400, description = "`invalid_request`, `invalid_scope`, or `unauthorized_client` when the app has no device flow", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`invalid_client`", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`", body = crate::api::openapi::ErrorBody),
+    ))]
 pub async fn device_authorization(
     State(state): State<AppState>,
     params: Params,

@@ -41,6 +41,9 @@ pub fn metadata(issuer: &str) -> Value {
     })
 }
 
+/// OpenID Connect Discovery 1.0 metadata.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "oauth",
+    responses((status = 200, description = "Provider metadata", body = super::schema::Metadata)))]
 pub async fn openid_configuration(State(state): State<AppState>) -> Response {
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
@@ -49,6 +52,16 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// RFC 8414 authorization server metadata (the same document).
+#[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = "oauth",
+    responses((status = 200, description = "Authorization server metadata", body = super::schema::Metadata)))]
+pub async fn authorization_server_metadata(state: State<AppState>) -> Response {
+    openid_configuration(state).await
+}
+
+/// The public keys that verify ID tokens.
+#[utoipa::path(get, path = "/oauth/jwks", tag = "oauth",
+    responses((status = 200, description = "JSON Web Key Set", body = super::schema::Jwks)))]
 pub async fn jwks(State(state): State<AppState>) -> Result<Response, OAuthError> {
     let set = keys::jwks(&state.store).await?;
     Ok((

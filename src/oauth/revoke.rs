@@ -18,6 +18,18 @@ fn oauth_token(text: &str) -> Option<Secret> {
 }
 
 /// Answers 200 whatever the token was (RFC 7009 §2.2), and never touches another app's token.
+#[utoipa::path(post, path = "/oauth/revoke", tag = "oauth",
+    request_body(content(
+        (super::schema::RevokeRequest = "application/x-www-form-urlencoded"),
+        (super::schema::RevokeRequest = "application/json"),
+    )),
+    security((), ("client" = [])),
+    responses(
+        (status = 200, description = "Revoked, or there was nothing to revoke", body = super::schema::Empty),
+        (status = 400, description = "`invalid_request` or `unsupported_token_type`", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`invalid_client`", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`", body = crate::api::openapi::ErrorBody),
+    ))]
 pub async fn revoke(State(state): State<AppState>, params: Params) -> Result<Response, OAuthError> {
     let app = authenticate_client(&state, &params).await?;
     let text = params.require("token")?;
@@ -39,6 +51,18 @@ pub async fn revoke(State(state): State<AppState>, params: Params) -> Result<Res
 }
 
 /// For confidential apps (resource servers): is this token live, and what does it allow?
+#[utoipa::path(post, path = "/oauth/introspect", tag = "oauth",
+    request_body(content(
+        (super::schema::IntrospectRequest = "application/x-www-form-urlencoded"),
+        (super::schema::IntrospectRequest = "application/json"),
+    )),
+    security(("client" = [])),
+    responses(
+        (status = 200, description = "The token's state", body = super::schema::Introspection),
+        (status = 400, description = "`invalid_request`, or `unauthorized_client` for public apps", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`invalid_client`", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`", body = crate::api::openapi::ErrorBody),
+    ))]
 pub async fn introspect(
     State(state): State<AppState>,
     params: Params,

@@ -18,10 +18,40 @@ use crate::domain::secret::{self, TokenKind};
 use crate::store::tokens::{CodeOutcome, Issue, IssueSpec, Issued, RefreshOutcome};
 use crate::store::{App, AuditEvent, AuditKind, now};
 
+/// The token endpoint under GitHub's name.
+#[utoipa::path(post, path = "/oauth/access_token", tag = "oauth",
+    request_body(content(
+        (super::schema::TokenRequest = "application/x-www-form-urlencoded"),
+        (super::schema::TokenRequest = "application/json"),
+    )),
+    security((), ("client" = [])),
+    responses(
+        (status = 200, description = "Tokens issued", body = super::schema::TokenResponse),
+        (status = 400, description = "`invalid_request`, `invalid_grant`, `invalid_scope`, `unsupported_grant_type`, `unauthorized_client`, or a device-flow wait (`authorization_pending`, `slow_down`, `access_denied`, `expired_token`)", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`invalid_client`: unknown client or wrong secret", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many requests; see `Retry-After`", body = crate::api::openapi::ErrorBody),
+    ))]
+pub async fn access_token(state: State<AppState>, params: Params) -> Result<Response, OAuthError> {
+    token(state, params).await
+}
+
 pub(super) fn invalid_grant(description: &str) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidGrant, description)
 }
 
+/// Exchange a code, rotate a refresh token, or get a client-credentials or device-flow token.
+#[utoipa::path(post, path = "/oauth/token", tag = "oauth",
+    request_body(content(
+        (super::schema::TokenRequest = "application/x-www-form-urlencoded"),
+        (super::schema::TokenRequest = "application/json"),
+    )),
+    security((), ("client" = [])),
+    responses(
+        (status = 200, description = "Tokens issued", body = super::schema::TokenResponse),
+        (status = 400, description = "`invalid_request`, `invalid_grant`, `invalid_scope`, `unsupported_grant_type`, `unauthorized_client`, or a device-flow wait (`authorization_pending`, `slow_down`, `access_denied`, `expired_token`)", body = crate::api::openapi::ErrorBody),
+        (status = 401, description = "`invalid_client`: unknown client or wrong secret", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`: too many requests; see `Retry-After`", body = crate::api::openapi::ErrorBody),
+    ))]
 pub async fn token(State(state): State<AppState>, params: Params) -> Result<Response, OAuthError> {
     let grant_type = params.require("grant_type")?.to_owned();
     let app = authenticate_client(&state, &params).await?;

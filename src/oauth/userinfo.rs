@@ -36,6 +36,15 @@ fn bearer_error(
     response
 }
 
+/// The signed-in user's claims, for a token with `openid`.
+#[utoipa::path(get, path = "/oauth/userinfo", tag = "oauth",
+    security(("bearer" = []), ("oauth2" = ["openid"])),
+    responses(
+        (status = 200, description = "Claims", body = super::schema::UserInfo),
+        (status = 401, description = "`invalid_request` (no token) or `invalid_token`; see `WWW-Authenticate`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the token lacks `openid`", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`", body = crate::api::openapi::ErrorBody),
+    ))]
 pub async fn userinfo(State(state): State<AppState>, parts: Parts) -> Response {
     let Some(text) = bearer_token(&parts) else {
         let mut response = (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_request", "error_description": "a Bearer access token is required"}))).into_response();
@@ -98,4 +107,17 @@ pub async fn userinfo(State(state): State<AppState>, parts: Parts) -> Response {
         body["email_verified"] = json!(user.email_verified);
     }
     ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+}
+
+/// The same as `GET /oauth/userinfo` (OpenID Connect Core §5.3.1 allows both).
+#[utoipa::path(post, path = "/oauth/userinfo", tag = "oauth",
+    security(("bearer" = []), ("oauth2" = ["openid"])),
+    responses(
+        (status = 200, description = "Claims", body = super::schema::UserInfo),
+        (status = 401, description = "`invalid_request` (no token) or `invalid_token`; see `WWW-Authenticate`", body = crate::api::openapi::ErrorBody),
+        (status = 403, description = "`insufficient_scope`: the token lacks `openid`", body = crate::api::openapi::ErrorBody),
+        (status = 429, description = "`rate_limited`", body = crate::api::openapi::ErrorBody),
+    ))]
+pub async fn userinfo_post(state: State<AppState>, parts: Parts) -> Response {
+    userinfo(state, parts).await
 }

@@ -18,6 +18,7 @@ mod nodes;
 mod oauth;
 mod oauth_helpers;
 mod oidc_client;
+mod openapi;
 mod ops;
 mod pages;
 mod process;

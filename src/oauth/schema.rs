@@ -1,0 +1,180 @@
+//! The shapes of the authorization server's JSON requests and answers, for the OpenAPI
+//! document (`/api/openapi.json`). The handlers build their answers field by field; the
+//! schemathesis run in CI checks every answer against these.
+
+#![allow(dead_code)]
+
+use utoipa::ToSchema;
+
+/// `POST /oauth/token`, as a form (`application/x-www-form-urlencoded`) or a JSON object.
+/// A confidential app authenticates with HTTP Basic or `client_id` + `client_secret` here.
+#[derive(ToSchema)]
+pub struct TokenRequest {
+    /// `authorization_code`, `refresh_token`, `client_credentials` or
+    /// `urn:ietf:params:oauth:grant-type:device_code`.
+    #[schema(example = "authorization_code")]
+    grant_type: String,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    /// authorization_code: the code from the redirect.
+    code: Option<String>,
+    /// authorization_code: required when the authorization request carried it.
+    redirect_uri: Option<String>,
+    /// authorization_code: the PKCE verifier (43–128 characters).
+    code_verifier: Option<String>,
+    /// refresh_token: the refresh token to rotate.
+    refresh_token: Option<String>,
+    /// refresh_token or client_credentials: space-separated scopes (narrower than granted).
+    scope: Option<String>,
+    /// device_code: the code from `/oauth/device/code`.
+    device_code: Option<String>,
+}
+
+/// A token answer (RFC 6749 §5.1).
+#[derive(ToSchema)]
+pub struct TokenResponse {
+    #[schema(example = "lk_at_…")]
+    access_token: String,
+    #[schema(example = "Bearer")]
+    token_type: String,
+    /// Seconds until the access token expires.
+    expires_in: i64,
+    /// The granted scopes, space-separated.
+    scope: String,
+    /// When the token was issued (Unix seconds).
+    created_at: i64,
+    /// A new refresh token (the one presented, if any, is retired).
+    refresh_token: Option<String>,
+    /// An OpenID Connect ID token (RS256), when `openid` was granted.
+    id_token: Option<String>,
+}
+
+/// `POST /oauth/revoke` (RFC 7009).
+#[derive(ToSchema)]
+pub struct RevokeRequest {
+    /// An access or refresh token of the calling app.
+    token: String,
+    /// `access_token` or `refresh_token`.
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// Revocation answers an empty object whatever the token was.
+#[derive(ToSchema)]
+pub struct Empty {}
+
+/// `POST /oauth/introspect` (RFC 7662), confidential apps only.
+#[derive(ToSchema)]
+pub struct IntrospectRequest {
+    token: String,
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// Whether a token is live, and what it allows (RFC 7662 §2.2). An inactive token is
+/// `{"active": false}` and nothing else.
+#[derive(ToSchema)]
+pub struct Introspection {
+    active: bool,
+    scope: Option<String>,
+    client_id: Option<String>,
+    /// `Bearer` or `refresh_token`.
+    token_type: Option<String>,
+    iat: Option<i64>,
+    exp: Option<i64>,
+    iss: Option<String>,
+    /// The user's stable ID (absent for client-credentials tokens).
+    sub: Option<String>,
+    username: Option<String>,
+}
+
+/// `POST /oauth/device/code` (RFC 8628 §3.1).
+#[derive(ToSchema)]
+pub struct DeviceCodeRequest {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    /// Space-separated scopes; `profile` when omitted.
+    scope: Option<String>,
+}
+
+/// RFC 8628 §3.2.
+#[derive(ToSchema)]
+pub struct DeviceCodeResponse {
+    device_code: String,
+    /// Eight letters shown as `XXXX-XXXX`.
+    #[schema(example = "BDWP-HQRT")]
+    user_code: String,
+    verification_uri: String,
+    verification_uri_complete: String,
+    expires_in: i64,
+    /// Seconds to wait between polls.
+    interval: i64,
+}
+
+/// OpenID Connect userinfo (Core §5.3): `sub` always, profile claims with `profile`, email
+/// claims with `email`.
+#[derive(ToSchema)]
+pub struct UserInfo {
+    /// The user's stable UUID.
+    sub: String,
+    name: Option<String>,
+    given_name: Option<String>,
+    family_name: Option<String>,
+    display_name: Option<String>,
+    preferred_username: Option<String>,
+    /// IANA time zone.
+    zoneinfo: Option<String>,
+    email: Option<String>,
+    email_verified: Option<bool>,
+}
+
+/// OpenID Connect Discovery 1.0 / RFC 8414 metadata.
+#[derive(ToSchema)]
+pub struct Metadata {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    userinfo_endpoint: String,
+    jwks_uri: String,
+    revocation_endpoint: String,
+    device_authorization_endpoint: String,
+    introspection_endpoint: String,
+    scopes_supported: Vec<String>,
+    response_types_supported: Vec<String>,
+    response_modes_supported: Vec<String>,
+    grant_types_supported: Vec<String>,
+    code_challenge_methods_supported: Vec<String>,
+    token_endpoint_auth_methods_supported: Vec<String>,
+    revocation_endpoint_auth_methods_supported: Vec<String>,
+    introspection_endpoint_auth_methods_supported: Vec<String>,
+    subject_types_supported: Vec<String>,
+    id_token_signing_alg_values_supported: Vec<String>,
+    claims_supported: Vec<String>,
+    prompt_values_supported: Vec<String>,
+    authorization_response_iss_parameter_supported: bool,
+    ui_locales_supported: Vec<String>,
+}
+
+/// The public keys that verify ID tokens (RFC 7517).
+#[derive(ToSchema)]
+pub struct Jwks {
+    keys: Vec<Jwk>,
+}
+
+/// One RSA public key.
+#[derive(ToSchema)]
+pub struct Jwk {
+    #[schema(example = "RSA")]
+    kty: String,
+    kid: String,
+    #[schema(example = "sig")]
+    r#use: Option<String>,
+    #[schema(example = "RS256")]
+    alg: Option<String>,
+    /// Modulus, base64url.
+    n: String,
+    /// Exponent, base64url.
+    e: String,
+}
