@@ -230,3 +230,6 @@ device-compare = Check that your device shows this same code: { $code }. If it d
 device-gone = This request is no longer waiting for an answer. Start again on your device.
 device-approved = Done: { $app } is connected. You can go back to your device.
 device-denied = { $app } was not connected. You can close this page.
+
+nav-docs = Developers
+docs-title = latchkey for developers

@@ -5,6 +5,7 @@ mod admin;
 mod apps;
 mod auth;
 mod authorized;
+mod docs;
 mod settings;
 
 use askama::Template;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(admin::router())
         .merge(authorized::router())
         .merge(activity::router())
+        .merge(docs::router())
         .fallback(not_found)
 }
 
