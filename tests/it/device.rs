@@ -59,33 +59,6 @@ fn error_of(answer: &(StatusCode, Value)) -> (u16, String) {
     )
 }
 
-/// Enter `typed` on `/device` and answer the consent page with `decision`; returns the last page.
-async fn approve(app: &TestApp, browser: &reqwest::Client, typed: &str, decision: &str) -> Page {
-    let form = app.get(browser, "/device").await;
-    assert_eq!(form.status, StatusCode::OK);
-    let consent = Page::from(
-        browser
-            .post(app.url("/device"))
-            .form(&[("csrf", form.csrf().as_str()), ("user_code", typed)])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
-    let mut fields = form_fields(&consent.body, "/device/authorize");
-    fields.push(("decision".into(), decision.into()));
-    Page::from(
-        browser
-            .post(app.url("/device/authorize"))
-            .form(&fields)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
 fn jwt_claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(

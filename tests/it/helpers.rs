@@ -137,6 +137,7 @@ impl Drop for TestDb {
 pub struct TestApp {
     pub base: String,
     pub store: Store,
+    pub database_url: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     // Dropped last: the server and pool go first.
     _db: Option<TestDb>,
@@ -178,6 +179,7 @@ pub async fn spawn_app_with(backend: &Backend, tweak: impl FnOnce(&mut Settings)
     TestApp {
         base: format!("http://{addr}"),
         store,
+        database_url: db.url.clone(),
         shutdown: Some(tx),
         _db: Some(db),
     }
@@ -189,6 +191,7 @@ pub async fn attach(base: String, database_url: &str) -> TestApp {
     TestApp {
         base,
         store: Store::connect(database_url).await.expect("connect"),
+        database_url: database_url.to_owned(),
         shutdown: None,
         _db: None,
     }

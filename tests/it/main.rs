@@ -13,6 +13,7 @@ mod clients;
 mod concurrency;
 mod crash;
 mod device;
+mod docs;
 mod malformed;
 mod nodes;
 mod oauth;
