@@ -70,6 +70,21 @@ impl FromRequest<AppState> for Params {
     }
 }
 
+/// Every parameter the token, revocation, introspection and device endpoints read.
+const PARAMETERS: [&str; 11] = [
+    "grant_type",
+    "client_id",
+    "client_secret",
+    "code",
+    "redirect_uri",
+    "code_verifier",
+    "refresh_token",
+    "scope",
+    "device_code",
+    "token",
+    "token_type_hint",
+];
+
 /// The parameters of a token-endpoint body: a form (`application/x-www-form-urlencoded`) or a
 /// JSON object (`application/json`), each parameter at most once. `content_type` is the media
 /// type alone, lowercase.
@@ -94,6 +109,9 @@ pub fn parse_body(content_type: &str, body: &[u8]) -> Result<HashMap<String, Str
                     serde_json::Value::Number(n) => n.to_string(),
                     serde_json::Value::Bool(b) => b.to_string(),
                     serde_json::Value::Null => continue,
+                    // Unrecognized parameters are ignored (RFC 6749 §3.1, §3.2), whatever
+                    // their JSON type.
+                    _ if !PARAMETERS.contains(&k.as_str()) => continue,
                     _ => return Err(bad(&format!("`{k}` must be a string"))),
                 };
                 values.insert(k, text);

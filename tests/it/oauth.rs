@@ -149,10 +149,11 @@ on_both_backends! {
         assert_eq!(tokens["scope"], "read");
         assert!(tokens.get("id_token").is_none(), "no openid, no ID token");
 
-        // Refresh as a public client, with a JSON body.
+        // Refresh as a public client, with a JSON body; an unrecognized parameter is ignored
+        // whatever its JSON type (RFC 6749 §3.2).
         let refreshed: Value = reqwest::Client::new()
             .post(app.url("/oauth/token"))
-            .json(&serde_json::json!({"grant_type": "refresh_token", "client_id": client.client_id, "refresh_token": tokens["refresh_token"]}))
+            .json(&serde_json::json!({"grant_type": "refresh_token", "client_id": client.client_id, "refresh_token": tokens["refresh_token"], "x_extension": {"a": [1]}}))
             .send()
             .await
             .unwrap()
