@@ -32,11 +32,11 @@ pub struct ErrorBody {
 }
 
 /// Security scheme names used by `security(...)` in the handlers' attributes.
-pub const BEARER: &str = "bearer";
-pub const CLIENT: &str = "client";
-pub const API_KEY: &str = "api_key";
-pub const API_KEY_QUERY: &str = "api_key_query";
-pub const OAUTH: &str = "oauth2";
+const BEARER: &str = "bearer";
+const CLIENT: &str = "client";
+const API_KEY: &str = "api_key";
+const API_KEY_QUERY: &str = "api_key_query";
+const OAUTH: &str = "oauth2";
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -99,17 +99,6 @@ impl Modify for Security {
             API_KEY_QUERY,
             SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("api_key"))),
         );
-        let descriptions: Vec<(&str, String)> = scope::KNOWN
-            .iter()
-            .map(|name| (*name, crate::i18n::Lang::En.t(scope::description_key(name))))
-            .collect();
-        let scopes = Scopes::from_iter(descriptions.iter().map(|(n, d)| (*n, d.as_str())));
-        components.add_security_scheme(
-            OAUTH,
-            SecurityScheme::OAuth2(OAuth2::new([Flow::AuthorizationCode(
-                AuthorizationCode::new("/oauth/authorize", "/oauth/token", scopes),
-            )])),
-        );
     }
 }
 
@@ -118,6 +107,23 @@ impl Modify for Security {
 pub fn document(paths: OpenApi, issuer: &str) -> OpenApi {
     let mut doc = <Base as utoipa::OpenApi>::openapi().merge_from(paths);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    // The code flow, for clients that read the document (absolute URLs: this issuer's).
+    let descriptions: Vec<(&str, String)> = scope::KNOWN
+        .iter()
+        .map(|name| (*name, crate::i18n::Lang::En.t(scope::description_key(name))))
+        .collect();
+    let scopes = Scopes::from_iter(descriptions.iter().map(|(n, d)| (*n, d.as_str())));
+    let flow = AuthorizationCode::new(
+        format!("{issuer}/oauth/authorize"),
+        format!("{issuer}/oauth/token"),
+        scopes,
+    );
+    if let Some(components) = doc.components.as_mut() {
+        components.add_security_scheme(
+            OAUTH,
+            SecurityScheme::OAuth2(OAuth2::new([Flow::AuthorizationCode(flow)])),
+        );
+    }
     doc.servers = Some(vec![ServerBuilder::new().url(issuer).build()]);
     doc
 }

@@ -76,6 +76,10 @@ on_both_backends! {
             doc["components"]["securitySchemes"]["oauth2"]["flows"]["authorizationCode"]["scopes"]["read"],
             "Read your coding activity: hours, streaks, heartbeats and API key"
         );
+        assert_eq!(
+            doc["components"]["securitySchemes"]["oauth2"]["flows"]["authorizationCode"]["authorizationUrl"],
+            format!("{}/oauth/authorize", app.base)
+        );
         // Every documented operation is routed: no 404 for the path, no 405 for the method.
         let mut operations = 0;
         for (path, item) in doc["paths"].as_object().unwrap() {
