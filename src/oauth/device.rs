@@ -53,9 +53,7 @@ fn unauthorized(app: &App) -> Option<OAuthError> {
     security((), ("client" = [])),
     responses(
         (status = 200, description = "A device code and the code the user types", body = super::schema::DeviceCodeResponse),
-        (status = 400, description = "`invalid_request`, `invalid_scope`, or `unauthorized_client` when the app has no device flow", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`invalid_client`", body = crate::api::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`", body = crate::api::openapi::ErrorBody),
+        super::schema::OAuthErrors,
     ))]
 pub async fn device_authorization(
     State(state): State<AppState>,

@@ -26,9 +26,7 @@ fn oauth_token(text: &str) -> Option<Secret> {
     security((), ("client" = [])),
     responses(
         (status = 200, description = "Revoked, or there was nothing to revoke", body = super::schema::Empty),
-        (status = 400, description = "`invalid_request` or `unsupported_token_type`", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`invalid_client`", body = crate::api::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`", body = crate::api::openapi::ErrorBody),
+        super::schema::OAuthErrors,
     ))]
 pub async fn revoke(State(state): State<AppState>, params: Params) -> Result<Response, OAuthError> {
     let app = authenticate_client(&state, &params).await?;
@@ -59,9 +57,7 @@ pub async fn revoke(State(state): State<AppState>, params: Params) -> Result<Res
     security(("client" = [])),
     responses(
         (status = 200, description = "The token's state", body = super::schema::Introspection),
-        (status = 400, description = "`invalid_request`, or `unauthorized_client` for public apps", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`invalid_client`", body = crate::api::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`", body = crate::api::openapi::ErrorBody),
+        super::schema::OAuthErrors,
     ))]
 pub async fn introspect(
     State(state): State<AppState>,

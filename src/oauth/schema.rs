@@ -178,3 +178,35 @@ pub struct Jwk {
     /// Exponent, base64url.
     e: String,
 }
+
+use crate::api::openapi::ErrorBody;
+
+/// The errors of the token, revocation, introspection and device endpoints (RFC 6749 §5.2).
+#[derive(utoipa::IntoResponses)]
+pub enum OAuthErrors {
+    /// `invalid_request`, `invalid_grant`, `invalid_scope`, `unsupported_grant_type`,
+    /// `unsupported_token_type`, `unauthorized_client`, or a device-flow answer
+    /// (`authorization_pending`, `slow_down`, `access_denied`, `expired_token`).
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// `invalid_client`: unknown client or wrong secret.
+    #[response(status = 401)]
+    InvalidClient(ErrorBody),
+    /// `rate_limited`: too many requests; see `Retry-After`.
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+}
+
+/// The errors of userinfo (RFC 6750 §3.1).
+#[derive(utoipa::IntoResponses)]
+pub enum BearerErrors {
+    /// `invalid_request` (no token) or `invalid_token`; see `WWW-Authenticate`.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// `insufficient_scope`: the token lacks `openid`.
+    #[response(status = 403)]
+    InsufficientScope(ErrorBody),
+    /// `rate_limited`; see `Retry-After`.
+    #[response(status = 429)]
+    RateLimited(ErrorBody),
+}

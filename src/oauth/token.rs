@@ -27,9 +27,7 @@ use crate::store::{App, AuditEvent, AuditKind, now};
     security((), ("client" = [])),
     responses(
         (status = 200, description = "Tokens issued", body = super::schema::TokenResponse),
-        (status = 400, description = "`invalid_request`, `invalid_grant`, `invalid_scope`, `unsupported_grant_type`, `unauthorized_client`, or a device-flow wait (`authorization_pending`, `slow_down`, `access_denied`, `expired_token`)", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`invalid_client`: unknown client or wrong secret", body = crate::api::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`: too many requests; see `Retry-After`", body = crate::api::openapi::ErrorBody),
+        super::schema::OAuthErrors,
     ))]
 pub async fn access_token(state: State<AppState>, params: Params) -> Result<Response, OAuthError> {
     token(state, params).await
@@ -48,9 +46,7 @@ pub(super) fn invalid_grant(description: &str) -> OAuthError {
     security((), ("client" = [])),
     responses(
         (status = 200, description = "Tokens issued", body = super::schema::TokenResponse),
-        (status = 400, description = "`invalid_request`, `invalid_grant`, `invalid_scope`, `unsupported_grant_type`, `unauthorized_client`, or a device-flow wait (`authorization_pending`, `slow_down`, `access_denied`, `expired_token`)", body = crate::api::openapi::ErrorBody),
-        (status = 401, description = "`invalid_client`: unknown client or wrong secret", body = crate::api::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`: too many requests; see `Retry-After`", body = crate::api::openapi::ErrorBody),
+        super::schema::OAuthErrors,
     ))]
 pub async fn token(State(state): State<AppState>, params: Params) -> Result<Response, OAuthError> {
     let grant_type = params.require("grant_type")?.to_owned();

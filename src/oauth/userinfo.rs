@@ -40,10 +40,8 @@ fn bearer_error(
 #[utoipa::path(get, path = "/oauth/userinfo", tag = "oauth",
     security(("bearer" = []), ("oauth2" = ["openid"])),
     responses(
-        (status = 200, description = "Claims", body = super::schema::UserInfo),
-        (status = 401, description = "`invalid_request` (no token) or `invalid_token`; see `WWW-Authenticate`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`insufficient_scope`: the token lacks `openid`", body = crate::api::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`", body = crate::api::openapi::ErrorBody),
+        (status = 200, description = "The claims the token's scopes allow", body = super::schema::UserInfo),
+        super::schema::BearerErrors,
     ))]
 pub async fn userinfo(State(state): State<AppState>, parts: Parts) -> Response {
     let Some(text) = bearer_token(&parts) else {
@@ -113,10 +111,8 @@ pub async fn userinfo(State(state): State<AppState>, parts: Parts) -> Response {
 #[utoipa::path(post, path = "/oauth/userinfo", tag = "oauth",
     security(("bearer" = []), ("oauth2" = ["openid"])),
     responses(
-        (status = 200, description = "Claims", body = super::schema::UserInfo),
-        (status = 401, description = "`invalid_request` (no token) or `invalid_token`; see `WWW-Authenticate`", body = crate::api::openapi::ErrorBody),
-        (status = 403, description = "`insufficient_scope`: the token lacks `openid`", body = crate::api::openapi::ErrorBody),
-        (status = 429, description = "`rate_limited`", body = crate::api::openapi::ErrorBody),
+        (status = 200, description = "The claims the token's scopes allow", body = super::schema::UserInfo),
+        super::schema::BearerErrors,
     ))]
 pub async fn userinfo_post(state: State<AppState>, parts: Parts) -> Response {
     userinfo(state, parts).await

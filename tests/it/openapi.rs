@@ -46,6 +46,41 @@ fn every_json_route_is_documented() {
     }
 }
 
+/// Every `$ref` in `value`.
+fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match (key.as_str(), v) {
+                    ("$ref", Value::String(target)) => out.push(target),
+                    _ => refs(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_reference_in_the_document_resolves() {
+    let (_, paths) = latchkey::app::json_routes().split_for_parts();
+    let doc = serde_json::to_value(latchkey::api::openapi::document(
+        paths,
+        "http://127.0.0.1:8080",
+    ))
+    .unwrap();
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(found.len() > 50, "{}", found.len());
+    for target in found {
+        let pointer = target
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("a local reference: {target}"));
+        assert!(doc.pointer(pointer).is_some(), "{target} does not resolve");
+    }
+}
+
 #[test]
 fn no_page_route_is_a_documented_json_route() {
     let (_, doc) = latchkey::app::json_routes().split_for_parts();
