@@ -233,3 +233,4 @@ device-denied = { $app } was not connected. You can close this page.
 
 nav-docs = Developers
 docs-title = latchkey for developers
+authorize-error-request-uri = This sign-in link has expired or was already used. Go back to the app and start again.

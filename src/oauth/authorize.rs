@@ -25,13 +25,14 @@ use crate::store::tokens::CodeGrant;
 use crate::store::{App, AuditEvent, AuditKind, now};
 
 use super::error::ErrorCode;
+use super::par;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/oauth/authorize", get(authorize).post(decide))
 }
 
 /// The parameters an authorization request may carry, each at most once.
-const PARAMS: [&str; 10] = [
+pub(super) const PARAMS: [&str; 10] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -46,7 +47,7 @@ const PARAMS: [&str; 10] = [
 
 /// A request that passed every check that does not need the user.
 #[derive(Debug, Clone)]
-struct Valid {
+pub(super) struct Valid {
     app: App,
     /// Where to send the answer: the URI as the request gave it (a loopback port may differ
     /// from the registered one).
@@ -60,9 +61,19 @@ struct Valid {
     max_age: Option<i64>,
     /// The request's own parameters, carried through sign-in and the consent form.
     raw: Vec<(String, String)>,
+    /// Set when the parameters came from a pushed request (RFC 9126).
+    pushed: Option<Pushed>,
 }
 
-enum Refusal {
+/// The pushed request a browser named by its `request_uri`.
+#[derive(Debug, Clone)]
+struct Pushed {
+    hash: String,
+    request_uri: String,
+    created_at: i64,
+}
+
+pub(super) enum Refusal {
     /// The client or redirect URI cannot be trusted: show a page, never redirect.
     Page(&'static str),
     /// Tell the client, at its verified redirect URI.
@@ -108,7 +119,49 @@ fn refuse(state: &AppState, refusal: Refusal) -> Response {
     }
 }
 
-async fn validate(state: &AppState, raw: Vec<(String, String)>) -> Result<Valid, Refusal> {
+/// The request a browser brought: its own parameters, or those of the pushed request its
+/// `request_uri` names (RFC 9126 §4), which replace anything else it carries.
+async fn resolve(state: &AppState, pairs: Vec<(String, String)>) -> Result<Valid, Refusal> {
+    let Some(request_uri) = pairs
+        .iter()
+        .find(|(k, _)| k == "request_uri")
+        .map(|(_, v)| v.clone())
+    else {
+        return validate(state, pairs).await;
+    };
+    let unusable = || Refusal::Page("authorize-error-request-uri");
+    let hash = par::request_hash(&request_uri).ok_or_else(unusable)?;
+    let stored = match state.store.pushed_request(&hash, now()).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return Err(unusable()),
+        Err(e) => {
+            tracing::error!(error = %e, "database error at the authorization endpoint");
+            return Err(Refusal::Page("error-500"));
+        }
+    };
+    // The browser's client_id must be the one that pushed the request.
+    let named = |params: &[(String, String)]| {
+        params
+            .iter()
+            .find(|(k, _)| k == "client_id")
+            .map(|(_, v)| v.clone())
+    };
+    if named(&pairs).is_none() || named(&pairs) != named(&stored.params) {
+        return Err(unusable());
+    }
+    let mut valid = validate(state, stored.params).await?;
+    valid.pushed = Some(Pushed {
+        hash,
+        request_uri,
+        created_at: stored.created_at,
+    });
+    Ok(valid)
+}
+
+pub(super) async fn validate(
+    state: &AppState,
+    raw: Vec<(String, String)>,
+) -> Result<Valid, Refusal> {
     let mut map: HashMap<&str, &str> = HashMap::new();
     let mut repeated = false;
     for (k, v) in &raw {
@@ -252,6 +305,7 @@ async fn validate(state: &AppState, raw: Vec<(String, String)>) -> Result<Valid,
             .into_iter()
             .filter(|(k, _)| PARAMS.contains(&k.as_str()))
             .collect(),
+        pushed: None,
     })
 }
 
@@ -270,7 +324,15 @@ impl Valid {
     }
 
     /// This request as a local URL, without `prompt=login` (so signing in once satisfies it).
+    /// A pushed request stays a reference: its parameters never pass through the browser.
     fn url_without_login_prompt(&self) -> String {
+        if let Some(pushed) = &self.pushed {
+            return format!(
+                "/oauth/authorize?client_id={}&request_uri={}",
+                urlencode(&self.app.client_id),
+                urlencode(&pushed.request_uri)
+            );
+        }
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in &self.raw {
             if k == "prompt" {
@@ -283,6 +345,44 @@ impl Valid {
             }
         }
         format!("/oauth/authorize?{}", query.finish())
+    }
+}
+
+impl Valid {
+    /// Whether `prompt=login` still asks for a sign-in: for a pushed request, a sign-in after
+    /// it was pushed answers it (its URL cannot drop the prompt).
+    fn wants_login(&self, ctx: &Ctx) -> bool {
+        self.has_prompt("login")
+            && match &self.pushed {
+                Some(pushed) => ctx.auth_time.is_none_or(|t| t < pushed.created_at),
+                None => true,
+            }
+    }
+
+    /// The consent form's hidden fields: the request, or the reference to the pushed one.
+    fn form_fields(&self) -> Vec<(String, String)> {
+        match &self.pushed {
+            Some(pushed) => vec![
+                ("client_id".into(), self.app.client_id.clone()),
+                ("request_uri".into(), pushed.request_uri.clone()),
+            ],
+            None => self.raw.clone(),
+        }
+    }
+
+    /// A pushed request is answered once (RFC 9126 §4): spend it before answering.
+    async fn spend(&self, state: &AppState) -> Result<(), Refusal> {
+        let Some(pushed) = &self.pushed else {
+            return Ok(());
+        };
+        match state.store.spend_pushed_request(&pushed.hash, now()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Refusal::Page("authorize-error-request-uri")),
+            Err(e) => {
+                tracing::error!(error = %e, "database error while spending a pushed request");
+                Err(self.refuse(ErrorCode::ServerError, "internal error"))
+            }
+        }
     }
 }
 
@@ -327,7 +427,7 @@ impl ConsentPage {
 }
 
 async fn authorize(State(state): State<AppState>, ctx: Ctx, RawQuery(query): RawQuery) -> Response {
-    let valid = match validate(&state, parse_query(query)).await {
+    let valid = match resolve(&state, parse_query(query)).await {
         Ok(valid) => valid,
         Err(refusal) => return refuse(&state, refusal),
     };
@@ -351,7 +451,7 @@ async fn proceed(state: &AppState, ctx: &Ctx, valid: &Valid) -> Result<Response,
         let back = valid.url_without_login_prompt();
         return Ok(Redirect::to(&format!("/login?return_to={}", urlencode(&back))).into_response());
     };
-    if valid.has_prompt("login") || stale {
+    if valid.wants_login(ctx) || stale {
         if valid.has_prompt("none") {
             return Err(valid.refuse(ErrorCode::LoginRequired, "the user must sign in again"));
         }
@@ -382,7 +482,7 @@ async fn proceed(state: &AppState, ctx: &Ctx, valid: &Valid) -> Result<Response,
         ));
     }
     let page = ConsentPage {
-        hidden: valid.raw.clone(),
+        hidden: valid.form_fields(),
         ..ConsentPage::new(ctx, &valid.app, &valid.scopes, user)
     };
     match page.render() {
@@ -405,6 +505,7 @@ async fn issue_code(
         tracing::error!(error = %e, "database error while issuing a code");
         valid.refuse(ErrorCode::ServerError, "internal error")
     };
+    valid.spend(state).await?;
     let t = now();
     let grant_id = state
         .store
@@ -452,7 +553,7 @@ async fn decide(
         .iter()
         .find(|(k, _)| k == "decision")
         .map(|(_, v)| v.clone());
-    let valid = match validate(&state, pairs).await {
+    let valid = match resolve(&state, pairs).await {
         Ok(valid) => valid,
         Err(refusal) => return refuse(&state, refusal),
     };
@@ -463,6 +564,9 @@ async fn decide(
     let result = match decision.as_deref() {
         Some("allow") => issue_code(&state, &ctx, &valid, true).await,
         Some("deny") => {
+            if let Err(refusal) = valid.spend(&state).await {
+                return refuse(&state, refusal);
+            }
             let event = AuditEvent::new(AuditKind::ConsentDenied, &valid.app.client_id)
                 .from(&ctx)
                 .by(&user.id);

@@ -20,6 +20,8 @@ pub fn metadata(issuer: &str) -> Value {
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
         "device_authorization_endpoint": format!("{issuer}/oauth/device/code"),
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
+        "pushed_authorization_request_endpoint": format!("{issuer}/oauth/par"),
+        "require_pushed_authorization_requests": false,
         "scopes_supported": scope::KNOWN,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

@@ -6,6 +6,7 @@ mod device;
 mod discovery;
 pub mod error;
 pub mod keys;
+mod par;
 pub mod params;
 mod revoke;
 mod schema;
@@ -31,6 +32,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke::revoke))
         .routes(routes!(device::device_authorization))
         .routes(routes!(revoke::introspect))
+        .routes(routes!(par::push))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(userinfo::userinfo, userinfo::userinfo_post))

@@ -49,6 +49,34 @@ pub struct TokenResponse {
     id_token: Option<String>,
 }
 
+/// `POST /oauth/par` (RFC 9126): the authorization request's parameters, with the client's
+/// authentication as at the token endpoint.
+#[derive(ToSchema)]
+pub struct PushedAuthorizationRequest {
+    #[schema(example = "code")]
+    response_type: String,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    redirect_uri: Option<String>,
+    scope: Option<String>,
+    state: Option<String>,
+    code_challenge: Option<String>,
+    #[schema(example = "S256")]
+    code_challenge_method: Option<String>,
+    nonce: Option<String>,
+    prompt: Option<String>,
+    max_age: Option<String>,
+}
+
+/// RFC 9126 §2.2.
+#[derive(ToSchema)]
+pub struct PushedAuthorizationResponse {
+    /// Single use. `urn:ietf:params:oauth:request_uri:` and 43 random characters.
+    request_uri: String,
+    /// Seconds it stays usable.
+    expires_in: i64,
+}
+
 /// `POST /oauth/revoke` (RFC 7009).
 #[derive(ToSchema)]
 pub struct RevokeRequest {
@@ -141,6 +169,8 @@ pub struct Metadata {
     revocation_endpoint: String,
     device_authorization_endpoint: String,
     introspection_endpoint: String,
+    pushed_authorization_request_endpoint: String,
+    require_pushed_authorization_requests: bool,
     scopes_supported: Vec<String>,
     response_types_supported: Vec<String>,
     response_modes_supported: Vec<String>,

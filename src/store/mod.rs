@@ -9,6 +9,7 @@ mod exec;
 mod grants;
 mod keys;
 mod leaks;
+mod par;
 mod pats;
 mod rate;
 mod reader;
@@ -32,6 +33,7 @@ pub use audit::{AuditEvent, AuditKind};
 pub use grants::Grant;
 pub use keys::SigningKey;
 pub use leaks::LeakHit;
+pub use par::PushedRequest;
 pub use pats::Pat;
 pub use sessions::Session;
 pub use users::{CreateUserError, NewUser};
@@ -81,6 +83,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "device_flow",
         include_str!("../../migrations/sqlite/0004_device_flow.sql"),
     ),
+    (
+        5,
+        "par",
+        include_str!("../../migrations/sqlite/0005_par.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -102,6 +109,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "device_flow",
         include_str!("../../migrations/postgres/0004_device_flow.sql"),
+    ),
+    (
+        5,
+        "par",
+        include_str!("../../migrations/postgres/0005_par.sql"),
     ),
 ];
 

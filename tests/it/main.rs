@@ -22,6 +22,7 @@ mod oidc_client;
 mod openapi;
 mod ops;
 mod pages;
+mod par;
 mod process;
 mod settings;
 mod setup;

@@ -1,0 +1,11 @@
+-- Pushed authorization requests (RFC 9126): the request's parameters, stored under the SHA-256
+-- of the random part of its request_uri (never the URI), used once, for 60 seconds.
+CREATE TABLE pushed_requests (
+    request_hash  TEXT PRIMARY KEY,
+    app_id        TEXT NOT NULL REFERENCES apps (id) ON DELETE CASCADE,
+    params        TEXT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    expires_at    BIGINT NOT NULL,
+    used_at       BIGINT
+);
+CREATE INDEX pushed_requests_expires_at_idx ON pushed_requests (expires_at);

@@ -1,0 +1,88 @@
+//! Pushed authorization requests (RFC 9126): an app sends the authorization request's
+//! parameters straight to `POST /oauth/par`, authenticated as at the token endpoint, and gets a
+//! `request_uri` to send the browser with instead. The parameters never pass through the
+//! browser, and are checked before the user sees anything.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::authorize::{self, Refusal};
+use super::error::{ErrorCode, OAuthError};
+use super::params::{Params, authenticate_client};
+use crate::app::AppState;
+use crate::domain::secret::{random_base62, sha256_hex};
+use crate::i18n::Lang;
+use crate::store::now;
+
+/// What every request_uri starts with (RFC 9126 §2.2).
+pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+/// Seconds a pushed request lives.
+const EXPIRES_IN: i64 = 60;
+
+/// The stored form of a request_uri: the SHA-256 of its random part; `None` for anything that
+/// is not one of ours.
+pub fn request_hash(request_uri: &str) -> Option<String> {
+    let random = request_uri.strip_prefix(REQUEST_URI_PREFIX)?;
+    (random.len() == 43 && random.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| sha256_hex(random.as_bytes()))
+}
+
+/// Push an authorization request; answers its `request_uri`.
+#[utoipa::path(post, path = "/oauth/par", tag = "oauth",
+    request_body(content(
+        (super::schema::PushedAuthorizationRequest = "application/x-www-form-urlencoded"),
+        (super::schema::PushedAuthorizationRequest = "application/json"),
+    )),
+    security((), ("client" = [])),
+    responses(
+        (status = 201, description = "Stored: send the browser to `/oauth/authorize?client_id=…&request_uri=…` within `expires_in` seconds", body = super::schema::PushedAuthorizationResponse),
+        super::schema::OAuthErrors,
+    ))]
+pub async fn push(State(state): State<AppState>, params: Params) -> Result<Response, OAuthError> {
+    let app = authenticate_client(&state, &params).await?;
+    if params.values.contains_key("request_uri") {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidRequest,
+            "request_uri cannot be pushed",
+        ));
+    }
+    let mut raw: Vec<(String, String)> = params
+        .values
+        .into_iter()
+        .filter(|(k, _)| authorize::PARAMS.contains(&k.as_str()) && k != "client_id")
+        .collect();
+    raw.push(("client_id".into(), app.client_id.clone()));
+    raw.sort();
+    // The same checks as the authorization endpoint, answered here as JSON.
+    authorize::validate(&state, raw.clone())
+        .await
+        .map_err(|refusal| match refusal {
+            Refusal::Page(key) => OAuthError::new(ErrorCode::InvalidRequest, Lang::En.t(key)),
+            Refusal::Redirect {
+                code, description, ..
+            } => OAuthError::new(code, description),
+        })?;
+    let random = random_base62(43);
+    let t = now();
+    state
+        .store
+        .push_request(
+            &sha256_hex(random.as_bytes()),
+            &app.id,
+            &raw,
+            t,
+            t + EXPIRES_IN,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(json!({
+            "request_uri": format!("{REQUEST_URI_PREFIX}{random}"),
+            "expires_in": EXPIRES_IN,
+        })),
+    )
+        .into_response())
+}
