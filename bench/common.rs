@@ -45,7 +45,7 @@ pub async fn approved_app(
         confidential: true,
         access_token_ttl: None,
         issue_refresh: Some(true),
-        device_flow: None,
+        ..Default::default()
     }
     .validate(3600)
     .unwrap();

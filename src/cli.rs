@@ -105,6 +105,9 @@ pub enum ClientCommand {
         /// Allow the device authorization grant (RFC 8628).
         #[arg(long)]
         device_flow: bool,
+        /// Accept only pushed authorization requests (RFC 9126).
+        #[arg(long)]
+        require_par: bool,
         #[arg(long)]
         json: bool,
     },
@@ -443,6 +446,7 @@ async fn client_command(store: &Store, config: &Config, cmd: ClientCommand) -> a
             public,
             access_token_ttl,
             device_flow,
+            require_par,
             json,
         } => {
             let owner = find_user(store, &owner).await?;
@@ -455,6 +459,7 @@ async fn client_command(store: &Store, config: &Config, cmd: ClientCommand) -> a
                 access_token_ttl,
                 issue_refresh: None,
                 device_flow: Some(device_flow),
+                require_par: Some(require_par),
             };
             let (app, secret) = apps::create(
                 store,

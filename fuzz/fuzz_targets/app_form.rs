@@ -24,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
         access_token_ttl: flags.strip_prefix('t').and_then(|t| t.parse().ok()),
         issue_refresh: Some(flags.contains('r')),
         device_flow: Some(flags.contains('d')),
+        require_par: Some(flags.contains('p')),
     };
     match input.validate(3600) {
         Ok(draft) => {

@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
             access_token_ttl: None,
             issue_refresh: None,
             device_flow: None,
+            require_par: None,
         };
         let Ok(draft) = input.validate(3600) else {
             continue;

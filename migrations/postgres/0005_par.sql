@@ -1,4 +1,5 @@
--- Pushed authorization requests (RFC 9126): the request's parameters, stored under the SHA-256
+-- Pushed authorization requests (RFC 9126): an app setting that requires them (off by
+-- default), and the request's parameters, stored under the SHA-256
 -- of the random part of its request_uri (never the URI), used once, for 60 seconds.
 CREATE TABLE pushed_requests (
     request_hash  TEXT PRIMARY KEY,
@@ -9,3 +10,4 @@ CREATE TABLE pushed_requests (
     used_at       BIGINT
 );
 CREATE INDEX pushed_requests_expires_at_idx ON pushed_requests (expires_at);
+ALTER TABLE apps ADD COLUMN require_par BIGINT NOT NULL DEFAULT 0;

@@ -47,6 +47,8 @@ struct Client {
     verified: bool,
     /// Present (and true) when the app may use the device flow.
     device_flow: Option<bool>,
+    /// Present (and true) when the app's authorization requests must be pushed (PAR).
+    require_pushed_authorization_requests: Option<bool>,
     /// RFC 3339.
     created_at: String,
 }
@@ -82,6 +84,9 @@ pub fn client_json(app: &App, secret: Option<&Secret>) -> Value {
     // Beyond the pinned object, and only when on, so the pinned shape stays as it was.
     if app.device_flow {
         object["device_flow"] = json!(true);
+    }
+    if app.require_par {
+        object["require_pushed_authorization_requests"] = json!(true);
     }
     if let Some(secret) = secret {
         object["client_secret"] = json!(secret.expose());
@@ -146,6 +151,8 @@ struct ClientBody {
     refresh_tokens: Option<bool>,
     /// Whether the device authorization grant is enabled (default false).
     device_flow: Option<bool>,
+    /// Whether authorization requests must be pushed to `/oauth/par` first (default false).
+    require_pushed_authorization_requests: Option<bool>,
 }
 
 impl ClientBody {
@@ -167,6 +174,9 @@ impl ClientBody {
             access_token_ttl: self.access_token_ttl.or(base.access_token_ttl),
             issue_refresh: self.refresh_tokens.or(base.issue_refresh),
             device_flow: self.device_flow.or(base.device_flow),
+            require_par: self
+                .require_pushed_authorization_requests
+                .or(base.require_par),
         }
     }
 }
@@ -182,6 +192,7 @@ pub fn input_of(app: &App) -> AppInput {
         access_token_ttl: u64::try_from(app.access_token_ttl).ok(),
         issue_refresh: Some(app.issue_refresh),
         device_flow: Some(app.device_flow),
+        require_par: Some(app.require_par),
     }
 }
 

@@ -117,6 +117,8 @@ pub struct AppInput {
     pub issue_refresh: Option<bool>,
     /// The device authorization grant (RFC 8628); off unless asked for.
     pub device_flow: Option<bool>,
+    /// Accept authorization requests only when pushed (RFC 9126 §6); off unless asked for.
+    pub require_par: Option<bool>,
 }
 
 /// A validated app definition, ready to store.
@@ -130,6 +132,7 @@ pub struct AppDraft {
     pub access_token_ttl: i64,
     pub issue_refresh: bool,
     pub device_flow: bool,
+    pub require_par: bool,
 }
 
 /// Split a textarea of redirect URIs, one per line, dropping blank lines.
@@ -219,6 +222,7 @@ impl AppInput {
             access_token_ttl: i64::try_from(ttl).unwrap_or(i64::MAX),
             issue_refresh: self.issue_refresh.unwrap_or(true),
             device_flow: self.device_flow.unwrap_or(false),
+            require_par: self.require_par.unwrap_or(false),
         })
     }
 }

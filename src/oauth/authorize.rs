@@ -127,7 +127,14 @@ async fn resolve(state: &AppState, pairs: Vec<(String, String)>) -> Result<Valid
         .find(|(k, _)| k == "request_uri")
         .map(|(_, v)| v.clone())
     else {
-        return validate(state, pairs).await;
+        let valid = validate(state, pairs).await?;
+        if valid.app.require_par {
+            return Err(valid.refuse(
+                ErrorCode::InvalidRequest,
+                "this app's authorization requests must be pushed to /oauth/par first",
+            ));
+        }
+        return Ok(valid);
     };
     let unusable = || Refusal::Page("authorize-error-request-uri");
     let hash = par::request_hash(&request_uri).ok_or_else(unusable)?;

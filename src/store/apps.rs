@@ -26,6 +26,8 @@ pub struct App {
     pub access_token_ttl: i64,
     pub issue_refresh: bool,
     pub device_flow: bool,
+    /// Authorization requests must be pushed (RFC 9126 §6).
+    pub require_par: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -34,7 +36,7 @@ macro_rules! select_app {
     ($where:literal) => {
         concat!(
             "SELECT a.id, a.client_id, a.secret_hash, a.name, a.homepage_url, a.redirect_uris, a.scopes, \
-             a.confidential, a.verified, a.owner_id, a.access_token_ttl, a.issue_refresh, a.device_flow, a.created_at, \
+             a.confidential, a.verified, a.owner_id, a.access_token_ttl, a.issue_refresh, a.device_flow, a.require_par, a.created_at, \
              a.updated_at, COALESCE(u.name, '') AS owner_name, COALESCE(u.email, '') AS owner_email \
              FROM apps a LEFT JOIN users u ON u.id = a.owner_id ",
             $where
@@ -59,6 +61,7 @@ fn app_from_row(row: &(impl Columns + ?Sized)) -> Result<App, sqlx::Error> {
         access_token_ttl: row.int("access_token_ttl")?,
         issue_refresh: row.int("issue_refresh")? != 0,
         device_flow: row.int("device_flow")? != 0,
+        require_par: row.int("require_par")? != 0,
         created_at: row.int("created_at")?,
         updated_at: row.int("updated_at")?,
     })
@@ -85,8 +88,8 @@ impl Store {
             .then(|| secret::generate(TokenKind::ClientSecret));
         sqlx::query(
             "INSERT INTO apps (id, client_id, secret_hash, name, homepage_url, redirect_uris, scopes, confidential, \
-             owner_id, access_token_ttl, issue_refresh, created_at, updated_at, device_flow) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13)",
+             owner_id, access_token_ttl, issue_refresh, created_at, updated_at, device_flow, require_par) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)",
         )
         .bind(&id)
         .bind(new_client_id())
@@ -101,6 +104,7 @@ impl Store {
         .bind(flag(draft.issue_refresh))
         .bind(now)
         .bind(flag(draft.device_flow))
+        .bind(flag(draft.require_par))
         .execute(self.writer())
         .await?;
         let app = self.app_by_id(&id).await?.ok_or(sqlx::Error::RowNotFound)?;
@@ -160,8 +164,8 @@ impl Store {
         };
         sqlx::query(
             "UPDATE apps SET name = $1, homepage_url = $2, redirect_uris = $3, scopes = $4, confidential = $5, \
-             secret_hash = $6, access_token_ttl = $7, issue_refresh = $8, updated_at = $9, device_flow = $11 \
-             WHERE id = $10",
+             secret_hash = $6, access_token_ttl = $7, issue_refresh = $8, updated_at = $9, device_flow = $11, \
+             require_par = $12 WHERE id = $10",
         )
         .bind(&draft.name)
         .bind(&draft.homepage_url)
@@ -174,6 +178,7 @@ impl Store {
         .bind(now)
         .bind(&app.id)
         .bind(flag(draft.device_flow))
+        .bind(flag(draft.require_par))
         .execute(self.writer())
         .await?;
         let app = self

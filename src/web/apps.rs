@@ -93,6 +93,7 @@ struct FormValues {
     access_token_ttl: String,
     issue_refresh: bool,
     device_flow: bool,
+    require_par: bool,
 }
 
 #[derive(Template)]
@@ -141,6 +142,7 @@ fn values_of(app: &App) -> FormValues {
         access_token_ttl: app.access_token_ttl.to_string(),
         issue_refresh: app.issue_refresh,
         device_flow: app.device_flow,
+        require_par: app.require_par,
     }
 }
 
@@ -155,6 +157,7 @@ async fn new_form(State(state): State<AppState>, ctx: Ctx) -> Result<Response, P
         access_token_ttl: state.config.access_token_ttl.as_secs().to_string(),
         issue_refresh: true,
         device_flow: false,
+        require_par: false,
     };
     render(FormPage {
         ctx,
@@ -193,6 +196,7 @@ fn read_form(
         access_token_ttl: get("access_token_ttl").unwrap_or("").trim().to_owned(),
         issue_refresh: get("issue_refresh").is_some(),
         device_flow: get("device_flow").is_some(),
+        require_par: get("require_par").is_some(),
     };
     let mut errors = Vec::new();
     let ttl = if values.access_token_ttl.is_empty() {
@@ -215,6 +219,7 @@ fn read_form(
         access_token_ttl: ttl,
         issue_refresh: Some(values.issue_refresh),
         device_flow: Some(values.device_flow),
+        require_par: Some(values.require_par),
     };
     (values, input, errors)
 }

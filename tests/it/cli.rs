@@ -170,11 +170,13 @@ on_both_backends! {
         assert_eq!(client["scopes"], serde_json::json!(["profile", "read"]));
         let client_id = client["client_id"].as_str().unwrap().to_owned();
 
-        let (code, out, _) = run(&db, &["client", "create", "--owner", "dev@example.com", "--name", "Native", "--redirect-uri", "com.example.native:/cb", "--public", "--json"], "").await;
+        let (code, out, _) = run(&db, &["client", "create", "--owner", "dev@example.com", "--name", "Native", "--redirect-uri", "com.example.native:/cb", "--public", "--require-par", "--json"], "").await;
         assert_eq!(code, 0);
         let public: Value = serde_json::from_str(out.trim()).unwrap();
         assert!(public.get("client_secret").is_none());
         assert_eq!(public["confidential"], false);
+        assert_eq!(public["require_pushed_authorization_requests"], true);
+        assert!(client.get("require_pushed_authorization_requests").is_none());
 
         let (code, _, err) = run(&db, &["client", "create", "--owner", "dev@example.com", "--name", "Bad", "--redirect-uri", "http://evil.example/cb"], "").await;
         assert_ne!(code, 0);

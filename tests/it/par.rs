@@ -192,6 +192,58 @@ on_both_backends! {
         assert_eq!(consent.status, StatusCode::OK, "no second sign-in: {}", consent.location());
     }
 
+    async fn an_app_that_requires_par_refuses_plain_requests(backend) {
+        let app = spawn_app(&backend).await;
+        let (_, pat) = app.user_with_pat("strict@example.com", "apps", false).await;
+        let redirect = "https://strict.example/cb";
+        let (status, created) = app
+            .api(reqwest::Method::POST, "/oauth/clients", &pat, Some(json!({"name": "Strict", "redirect_uri": redirect, "scopes": "profile read"})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert!(created.get("require_pushed_authorization_requests").is_none(), "off by default: the pinned object as it was");
+        let id = created["id"].as_str().unwrap();
+        let (status, updated) = app
+            .api(reqwest::Method::PATCH, &format!("/oauth/clients/{id}"), &pat, Some(json!({"require_pushed_authorization_requests": true})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{updated}");
+        assert_eq!(updated["require_pushed_authorization_requests"], true);
+        let client = RegisteredApp {
+            id: id.to_owned(),
+            client_id: created["client_id"].as_str().unwrap().to_owned(),
+            secret: created["client_secret"].as_str().map(str::to_owned),
+            redirect_uri: redirect.into(),
+        };
+
+        // A plain request is answered with an error at the app's redirect URI.
+        let browser = app.signed_in("user-strict@example.com").await;
+        let plain = app
+            .get(&browser, &format!("/oauth/authorize?{}", query(&[("response_type", "code"), ("client_id", &client.client_id), ("redirect_uri", redirect), ("state", "s1")])))
+            .await;
+        assert_eq!(plain.status, StatusCode::SEE_OTHER);
+        let params = location_params(&plain);
+        assert_eq!(params["error"], "invalid_request");
+        assert_eq!(params["state"], "s1");
+        assert!(params.get("code").is_none());
+
+        // The pushed one goes through.
+        let (status, pushed) = push(&app, &client, &[("response_type", "code"), ("redirect_uri", redirect), ("scope", "read")]).await;
+        assert_eq!(status, StatusCode::CREATED, "{pushed}");
+        let consent = app.get(&browser, &authorize_url(&client, pushed["request_uri"].as_str().unwrap())).await;
+        assert_eq!(consent.status, StatusCode::OK, "{}", consent.body);
+
+        // The owner's pages: the checkbox on the form, the answer on the app page.
+        let owner = app.signed_in("pages-strict@example.com").await;
+        let form = app.get(&owner, "/oauth/applications/new").await;
+        assert!(form.body.contains("name=\"require_par\""));
+        let made = app
+            .submit(&owner, "/oauth/applications/new", "/oauth/applications", &[("name", "Strict page app"), ("homepage_url", "https://p.example"), ("redirect_uris", "https://p.example/cb"), ("scopes", "profile"), ("require_par", "on")])
+            .await;
+        assert_eq!(made.status, StatusCode::CREATED, "{}", made.body);
+        assert!(made.body.contains("Require pushed authorization requests"), "{}", made.body);
+        let stored: i64 = sqlx::query_scalar("SELECT require_par FROM apps WHERE name = 'Strict page app'").fetch_one(app.store.pool()).await.unwrap();
+        assert_eq!(stored, 1);
+    }
+
     async fn metadata_lists_the_endpoint(backend) {
         let app = spawn_app(&backend).await;
         let meta: Value = reqwest::get(app.url("/.well-known/oauth-authorization-server")).await.unwrap().json().await.unwrap();
