@@ -242,6 +242,23 @@ echo "$CODE_CHALLENGE""#
             ),
         ),
         ok("verify-cli", "latchkey client verify $CLIENT_ID".to_owned()),
+        ok(
+            "par-push",
+            format!(
+                r#"curl -X POST {i}/oauth/par \
+  {client} \
+  -d response_type=code \
+  -d redirect_uri={r} \
+  -d scope="openid profile read" \
+  -d state=af0ifjsldkj \
+  -d code_challenge="$CODE_CHALLENGE" \
+  -d code_challenge_method=S256"#
+            ),
+        ),
+        ok(
+            "par-authorize",
+            format!(r#"curl -i "{i}/oauth/authorize?client_id=$CLIENT_ID&request_uri=$REQUEST_URI""#),
+        ),
     ]
 }
 

@@ -138,6 +138,25 @@ impl Reader<'_> {
                 );
             }
         }
+        if uses("REQUEST_URI") {
+            let response = reqwest::Client::new()
+                .post(self.app.url("/oauth/par"))
+                .basic_auth(&confidential.client_id, confidential.secret.as_ref())
+                .form(&[
+                    ("response_type", "code"),
+                    ("redirect_uri", REDIRECT),
+                    ("scope", "read"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED);
+            let pushed: Value = response.json().await.unwrap();
+            vars.insert(
+                "REQUEST_URI",
+                pushed["request_uri"].as_str().unwrap().to_owned(),
+            );
+        }
         if uses("API_KEY") {
             let (status, key) = self
                 .app
@@ -232,7 +251,7 @@ on_both_backends! {
             ran.push(example.id.clone());
         }
         // The examples really exercised the flows: a few answers the guide promises.
-        for id in ["create-app", "token-form", "token-json", "token-public", "refresh", "device-poll", "heartbeat", "hours", "verify-cli", "pat-cli"] {
+        for id in ["par-push", "par-authorize", "create-app", "token-form", "token-json", "token-public", "refresh", "device-poll", "heartbeat", "hours", "verify-cli", "pat-cli"] {
             assert!(ran.iter().any(|r| r == id), "{id} ran");
         }
     }
