@@ -353,9 +353,7 @@ impl Valid {
         }
         format!("/oauth/authorize?{}", query.finish())
     }
-}
 
-impl Valid {
     /// Whether `prompt=login` still asks for a sign-in: for a pushed request, a sign-in after
     /// it was pushed answers it (its URL cannot drop the prompt).
     fn wants_login(&self, ctx: &Ctx) -> bool {
