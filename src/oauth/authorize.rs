@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The parameters an authorization request may carry, each at most once.
-pub(super) const PARAMS: [&str; 10] = [
+const PARAMS: [&str; 10] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -60,7 +60,7 @@ pub(super) struct Valid {
     prompt: Vec<String>,
     max_age: Option<i64>,
     /// The request's own parameters, carried through sign-in and the consent form.
-    raw: Vec<(String, String)>,
+    pub(super) raw: Vec<(String, String)>,
     /// Set when the parameters came from a pushed request (RFC 9126).
     pushed: Option<Pushed>,
 }

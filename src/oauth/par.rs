@@ -48,15 +48,11 @@ pub async fn push(State(state): State<AppState>, params: Params) -> Result<Respo
             "request_uri cannot be pushed",
         ));
     }
-    let mut raw: Vec<(String, String)> = params
-        .values
-        .into_iter()
-        .filter(|(k, _)| authorize::PARAMS.contains(&k.as_str()) && k != "client_id")
-        .collect();
-    raw.push(("client_id".into(), app.client_id.clone()));
-    raw.sort();
-    // The same checks as the authorization endpoint, answered here as JSON.
-    authorize::validate(&state, raw.clone())
+    let mut values = params.values;
+    values.insert("client_id".into(), app.client_id.clone());
+    // The same checks as the authorization endpoint, answered here as JSON; what passes them is
+    // the request's own parameters, the ones stored.
+    let valid = authorize::validate(&state, values.into_iter().collect())
         .await
         .map_err(|refusal| match refusal {
             Refusal::Page(key) => OAuthError::new(ErrorCode::InvalidRequest, Lang::En.t(key)),
@@ -71,7 +67,7 @@ pub async fn push(State(state): State<AppState>, params: Params) -> Result<Respo
         .push_request(
             &sha256_hex(random.as_bytes()),
             &app.id,
-            &raw,
+            &valid.raw,
             t,
             t + EXPIRES_IN,
         )
