@@ -86,15 +86,17 @@ impl Reader<'_> {
         vars.insert("CLIENT_SECRET", confidential.secret.clone().unwrap());
         let (_, challenge) = pkce_pair();
         vars.insert("CODE_CHALLENGE", challenge);
-        let public = self.new_app(false, false).await;
-        vars.insert("PUBLIC_CLIENT_ID", public.client_id.clone());
+        let public = match uses("PUBLIC_CLIENT_ID") {
+            true => Some(self.new_app(false, false).await),
+            false => None,
+        };
+        if let Some(public) = &public {
+            vars.insert("PUBLIC_CLIENT_ID", public.client_id.clone());
+        }
         let scope = "openid profile email read offline_access";
         if uses("CODE") {
-            let client = if uses("PUBLIC_CLIENT_ID") {
-                &public
-            } else {
-                &confidential
-            };
+            // The code is for the app the command names.
+            let client = public.as_ref().unwrap_or(&confidential);
             let (code, verifier) = get_code(self.app, &self.browser, client, scope).await;
             vars.insert("CODE", code);
             vars.insert("CODE_VERIFIER", verifier);
