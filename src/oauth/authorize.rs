@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The parameters an authorization request may carry, each at most once.
-const PARAMS: [&str; 10] = [
+pub(super) const PARAMS: [&str; 10] = [
     "response_type",
     "client_id",
     "redirect_uri",

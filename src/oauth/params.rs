@@ -70,8 +70,9 @@ impl FromRequest<AppState> for Params {
     }
 }
 
-/// Every parameter the token, revocation, introspection and device endpoints read.
-const PARAMETERS: [&str; 11] = [
+/// Every parameter the token, revocation, introspection and device endpoints read (the
+/// pushed-authorization endpoint also reads the authorization request's own).
+const PARAMETERS: [&str; 12] = [
     "grant_type",
     "client_id",
     "client_secret",
@@ -83,7 +84,12 @@ const PARAMETERS: [&str; 11] = [
     "device_code",
     "token",
     "token_type_hint",
+    "request_uri",
 ];
+
+fn recognized(name: &str) -> bool {
+    PARAMETERS.contains(&name) || super::authorize::PARAMS.contains(&name)
+}
 
 /// The parameters of a token-endpoint body: a form (`application/x-www-form-urlencoded`) or a
 /// JSON object (`application/json`), each parameter at most once. `content_type` is the media
@@ -111,7 +117,7 @@ pub fn parse_body(content_type: &str, body: &[u8]) -> Result<HashMap<String, Str
                     serde_json::Value::Null => continue,
                     // Unrecognized parameters are ignored (RFC 6749 §3.1, §3.2), whatever
                     // their JSON type.
-                    _ if !PARAMETERS.contains(&k.as_str()) => continue,
+                    _ if !recognized(&k) => continue,
                     _ => return Err(bad(&format!("`{k}` must be a string"))),
                 };
                 values.insert(k, text);

@@ -136,6 +136,18 @@ on_both_backends! {
             let (got, body) = push(&app, client, &form).await;
             assert_eq!((got.as_u16(), body["error"].as_str().unwrap_or("")), (status, error), "{form:?}: {body}");
         }
+        // A recognized parameter that is not a string is refused, never dropped (a dropped
+        // code_challenge would silently turn PKCE off).
+        let response = reqwest::Client::new()
+            .post(app.url("/oauth/par"))
+            .basic_auth(&confidential.client_id, confidential.secret.as_ref())
+            .json(&json!({"response_type": "code", "code_challenge": [challenge], "code_challenge_method": "S256"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{body}");
         // Wrong secret: 401.
         let wrong = RegisteredApp { secret: Some("lk_cs_wrong".into()), ..register(&app, true, "read").await };
         let (status, body) = push(&app, &wrong, &[("response_type", "code")]).await;
