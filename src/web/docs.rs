@@ -262,11 +262,12 @@ echo "$CODE_CHALLENGE""#
     ]
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// `text` escaped as the templates escape it.
+fn escape_html(text: &str) -> String {
+    match askama::filters::escape(text, askama::filters::Html) {
+        Ok(escaped) => escaped.to_string(),
+        Err(never) => match never {},
+    }
 }
 
 /// The guide's examples as HTML blocks, by id. Each block says what it expects, so the
@@ -285,7 +286,7 @@ impl Examples {
                     };
                     let html = format!(
                         "<pre class=\"example\" id=\"example-{id}\" data-example=\"{id}\" data-expect=\"{expect}\"><code>{}</code></pre>",
-                        escape(&e.command),
+                        escape_html(&e.command),
                         id = e.id,
                     );
                     (e.id, html)
