@@ -210,6 +210,7 @@ async fn run(label: &str, database_url: &str, o: &Options) -> bool {
                 scopes,
                 access_ttl: 3600,
                 refresh_ttl: None,
+                binding: &Default::default(),
             },
             t,
         )

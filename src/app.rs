@@ -50,6 +50,8 @@ pub struct Shared {
     pub keys: oauth::keys::KeyCache,
     /// The OpenAPI document, made at its first request.
     pub openapi: std::sync::OnceLock<axum::body::Bytes>,
+    /// The key that makes DPoP nonces, read from the database at its first use.
+    pub dpop_nonce_key: tokio::sync::OnceCell<[u8; 32]>,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
             metrics: http::metrics::handle(),
             keys: oauth::keys::KeyCache::default(),
             openapi: Default::default(),
+            dpop_nonce_key: Default::default(),
         }))
     }
 }
@@ -194,6 +197,9 @@ fn spawn_housekeeping(state: &AppState) {
             tick.tick().await;
             if let Err(e) = state.store.purge_expired_sessions(now()).await {
                 tracing::warn!(error = %e, "purging expired sessions failed");
+            }
+            if let Err(e) = state.store.purge_dpop_proofs(now()).await {
+                tracing::warn!(error = %e, "purging old DPoP proofs failed");
             }
             state.limits.purge().await;
         }

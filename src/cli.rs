@@ -108,6 +108,9 @@ pub enum ClientCommand {
         /// Accept only pushed authorization requests (RFC 9126).
         #[arg(long)]
         require_par: bool,
+        /// Issue only DPoP-bound tokens (RFC 9449): every token request needs a proof.
+        #[arg(long)]
+        require_dpop: bool,
         #[arg(long)]
         json: bool,
     },
@@ -447,6 +450,7 @@ async fn client_command(store: &Store, config: &Config, cmd: ClientCommand) -> a
             access_token_ttl,
             device_flow,
             require_par,
+            require_dpop,
             json,
         } => {
             let owner = find_user(store, &owner).await?;
@@ -460,6 +464,7 @@ async fn client_command(store: &Store, config: &Config, cmd: ClientCommand) -> a
                 issue_refresh: None,
                 device_flow: Some(device_flow),
                 require_par: Some(require_par),
+                dpop_bound: Some(require_dpop),
             };
             let (app, secret) = apps::create(
                 store,

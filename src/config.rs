@@ -78,6 +78,11 @@ pub struct Settings {
     /// Trust `X-Forwarded-For` for the client IP (only behind a reverse proxy you run).
     #[arg(long, global = true, env = "LATCHKEY_TRUST_PROXY")]
     pub trust_proxy: Option<bool>,
+
+    /// `on` to require a server nonce in every DPoP proof (RFC 9449 §8), `off` to accept proofs
+    /// without one [default: off].
+    #[arg(long, global = true, env = "LATCHKEY_DPOP_NONCE")]
+    pub dpop_nonce: Option<String>,
 }
 
 /// Names of the environment variables latchkey reads; anything else under `LATCHKEY_` is warned about.
@@ -97,6 +102,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "LATCHKEY_REFRESH_TOKEN_TTL",
     "LATCHKEY_CODE_TTL",
     "LATCHKEY_TRUST_PROXY",
+    "LATCHKEY_DPOP_NONCE",
     // read by the test suite, not by the server
     "LATCHKEY_TEST_POSTGRES_URL",
     "LATCHKEY_TEST_REQUIRE_POSTGRES",
@@ -128,6 +134,8 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     pub code_ttl: Duration,
     pub trust_proxy: bool,
+    /// Require a server nonce in DPoP proofs.
+    pub dpop_nonce: bool,
 }
 
 /// A setting that cannot be used; its `Display` is the one line printed at start.
@@ -164,6 +172,7 @@ impl Settings {
             refresh_token_ttl: self.refresh_token_ttl.or(file.refresh_token_ttl),
             code_ttl: self.code_ttl.or(file.code_ttl),
             trust_proxy: self.trust_proxy.or(file.trust_proxy),
+            dpop_nonce: self.dpop_nonce.or(file.dpop_nonce),
         }
     }
 }
@@ -325,6 +334,7 @@ impl Config {
             )?,
             code_ttl: ttl("code_ttl", settings.code_ttl, 60, 600)?,
             trust_proxy: settings.trust_proxy.unwrap_or(false),
+            dpop_nonce: on_off("dpop_nonce", settings.dpop_nonce.as_deref(), false)?,
         })
     }
 

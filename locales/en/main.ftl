@@ -234,4 +234,5 @@ device-denied = { $app } was not connected. You can close this page.
 nav-docs = Developers
 docs-title = latchkey for developers
 authorize-error-request-uri = This sign-in link has expired or was already used. Go back to the app and start again.
+apps-field-dpop-bound = Require DPoP: every token request carries a proof, and every token is bound to the app's key
 apps-field-require-par = Require pushed authorization requests (PAR): the app sends each request to /oauth/par first

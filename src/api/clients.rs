@@ -49,6 +49,8 @@ struct Client {
     device_flow: Option<bool>,
     /// Present (and true) when the app's authorization requests must be pushed (PAR).
     require_pushed_authorization_requests: Option<bool>,
+    /// Present (and true) when every token the app gets must be DPoP-bound.
+    dpop_bound_access_tokens: Option<bool>,
     /// RFC 3339.
     created_at: String,
 }
@@ -87,6 +89,9 @@ pub fn client_json(app: &App, secret: Option<&Secret>) -> Value {
     }
     if app.require_par {
         object["require_pushed_authorization_requests"] = json!(true);
+    }
+    if app.dpop_bound {
+        object["dpop_bound_access_tokens"] = json!(true);
     }
     if let Some(secret) = secret {
         object["client_secret"] = json!(secret.expose());
@@ -153,6 +158,9 @@ struct ClientBody {
     device_flow: Option<bool>,
     /// Whether authorization requests must be pushed to `/oauth/par` first (default false).
     require_pushed_authorization_requests: Option<bool>,
+    /// Whether every token request must carry a DPoP proof, so every token is bound to the
+    /// app's key (RFC 9449 §5.2; default false).
+    dpop_bound_access_tokens: Option<bool>,
 }
 
 impl ClientBody {
@@ -177,6 +185,7 @@ impl ClientBody {
             require_par: self
                 .require_pushed_authorization_requests
                 .or(base.require_par),
+            dpop_bound: self.dpop_bound_access_tokens.or(base.dpop_bound),
         }
     }
 }
@@ -193,6 +202,7 @@ pub fn input_of(app: &App) -> AppInput {
         issue_refresh: Some(app.issue_refresh),
         device_flow: Some(app.device_flow),
         require_par: Some(app.require_par),
+        dpop_bound: Some(app.dpop_bound),
     }
 }
 

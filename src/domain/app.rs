@@ -119,6 +119,8 @@ pub struct AppInput {
     pub device_flow: Option<bool>,
     /// Accept authorization requests only when pushed (RFC 9126 §6); off unless asked for.
     pub require_par: Option<bool>,
+    /// Issue only DPoP-bound tokens (RFC 9449 §5.2); off unless asked for.
+    pub dpop_bound: Option<bool>,
 }
 
 /// A validated app definition, ready to store.
@@ -133,6 +135,7 @@ pub struct AppDraft {
     pub issue_refresh: bool,
     pub device_flow: bool,
     pub require_par: bool,
+    pub dpop_bound: bool,
 }
 
 /// Split a textarea of redirect URIs, one per line, dropping blank lines.
@@ -223,6 +226,7 @@ impl AppInput {
             issue_refresh: self.issue_refresh.unwrap_or(true),
             device_flow: self.device_flow.unwrap_or(false),
             require_par: self.require_par.unwrap_or(false),
+            dpop_bound: self.dpop_bound.unwrap_or(false),
         })
     }
 }

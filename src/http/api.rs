@@ -29,6 +29,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("the token is invalid")]
     InvalidToken,
+    #[error("the DPoP proof was refused")]
+    Dpop(crate::oauth::dpop::Refusal),
     #[error("insufficient scope")]
     InsufficientScope(&'static str),
     #[error("forbidden: {0}")]
@@ -82,6 +84,10 @@ impl IntoResponse for ApiError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"latchkey\""),
                 );
+                r.headers_mut().append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(crate::oauth::dpop::CHALLENGE),
+                );
                 r
             }
             ApiError::InvalidToken => {
@@ -94,8 +100,13 @@ impl IntoResponse for ApiError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"latchkey\", error=\"invalid_token\""),
                 );
+                r.headers_mut().append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(crate::oauth::dpop::CHALLENGE),
+                );
                 r
             }
+            ApiError::Dpop(refusal) => crate::oauth::dpop::refusal_response(&refusal),
             ApiError::InsufficientScope(scope) => {
                 let mut r = body(
                     StatusCode::FORBIDDEN,

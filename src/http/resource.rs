@@ -4,30 +4,107 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 
-use super::api::{ApiError, bearer_token};
+use super::api::ApiError;
 use super::client_ip;
 use super::ratelimit::spend_quota;
 use crate::app::AppState;
 use crate::domain::scope::Scopes;
 use crate::domain::secret::{self, Secret, TokenKind};
 use crate::domain::user::User;
+use crate::oauth::dpop;
 use crate::store::now;
 use crate::store::tokens::TokenInfo;
 
+/// How the request presented its token: `Authorization: Bearer …` or `Authorization: DPoP …`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// The token in the `Authorization` header and how it was presented.
+pub fn presented_token(parts: &Parts) -> Option<(Scheme, &str)> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
+        return None;
+    };
+    Some((scheme, token.trim()))
+}
+
+/// Why an access token was not accepted.
+#[derive(Debug)]
+pub enum Refused {
+    /// Unknown, expired, revoked, a refresh token, a disabled user's, or presented in the wrong
+    /// scheme for its binding.
+    InvalidToken,
+    /// A DPoP-bound token whose proof failed.
+    Proof(dpop::Refusal),
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Refused {
+    fn from(e: sqlx::Error) -> Self {
+        Refused::Database(e)
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        match refused {
+            Refused::InvalidToken => ApiError::InvalidToken,
+            Refused::Proof(refusal) => ApiError::Dpop(refusal),
+            Refused::Database(e) => ApiError::Database(e),
+        }
+    }
+}
+
 /// The user behind a live OAuth access token (not a refresh token, not a token without a
 /// user, not a disabled user's), noting the use on the grant (at most once a minute).
+///
+/// A DPoP-bound token counts only in the `DPoP` scheme, with a proof for this request made
+/// with the token's key (RFC 9449 §7); an unbound token only in the `Bearer` scheme.
 pub async fn access_token_user(
     state: &AppState,
     parts: &Parts,
+    scheme: Scheme,
     token: &Secret,
-) -> Result<Option<(User, TokenInfo)>, sqlx::Error> {
+) -> Result<(User, TokenInfo), Refused> {
     let t = now();
-    let Some((info, user)) = state.store.token_with_user(token, t).await? else {
-        return Ok(None);
-    };
+    let (info, user) = state
+        .store
+        .token_with_user(token, t)
+        .await?
+        .ok_or(Refused::InvalidToken)?;
     // `active` is false for a disabled user's token too.
     if !info.active || info.kind != "access" {
-        return Ok(None);
+        return Err(Refused::InvalidToken);
+    }
+    match (&info.dpop_jkt, scheme) {
+        (None, Scheme::Bearer) => {}
+        (Some(jkt), Scheme::Dpop) => {
+            let target = dpop::Target {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                access_token: Some(token.expose()),
+            };
+            let proof = dpop::check(state, &parts.headers, &target)
+                .await
+                .map_err(Refused::Proof)?
+                .ok_or(Refused::Proof(dpop::Refusal::Invalid(
+                    "a DPoP-bound token needs a DPoP proof",
+                )))?;
+            if proof.jkt != *jkt {
+                return Err(Refused::Proof(dpop::Refusal::Invalid(
+                    "the proof is not made with the key the token is bound to",
+                )));
+            }
+        }
+        _ => return Err(Refused::InvalidToken),
     }
     if let Some(grant_id) = &info.grant_id {
         let client = || {
@@ -40,7 +117,7 @@ pub async fn access_token_user(
         };
         state.store.touch_grant(grant_id, t, client).await?;
     }
-    Ok(Some((user, info)))
+    Ok((user, info))
 }
 
 /// Spend one request of the user's resource-API quota, which all of their apps and tokens share
@@ -79,8 +156,9 @@ impl FromRequestParts<AppState> for ResourceUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let text = bearer_token(parts).ok_or(ApiError::Unauthorized)?;
-        let caller = if let Some(pat) = secret::parse(TokenKind::PersonalAccessToken, text) {
+        let (scheme, text) = presented_token(parts).ok_or(ApiError::Unauthorized)?;
+        let pat = secret::parse(TokenKind::PersonalAccessToken, text);
+        let caller = if let Some(pat) = pat.filter(|_| scheme == Scheme::Bearer) {
             let (pat, user) = state
                 .store
                 .authenticate_pat(&pat, now())
@@ -93,9 +171,7 @@ impl FromRequestParts<AppState> for ResourceUser {
         } else {
             let token =
                 secret::parse(TokenKind::AccessToken, text).ok_or(ApiError::InvalidToken)?;
-            let (user, info) = access_token_user(state, parts, &token)
-                .await?
-                .ok_or(ApiError::InvalidToken)?;
+            let (user, info) = access_token_user(state, parts, scheme, &token).await?;
             ResourceUser {
                 user,
                 scopes: info.scopes,

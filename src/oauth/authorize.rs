@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The parameters an authorization request may carry, each at most once.
-pub(super) const PARAMS: [&str; 10] = [
+pub(super) const PARAMS: [&str; 11] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -43,6 +43,7 @@ pub(super) const PARAMS: [&str; 10] = [
     "nonce",
     "prompt",
     "max_age",
+    "dpop_jkt",
 ];
 
 /// A request that passed every check that does not need the user.
@@ -59,6 +60,8 @@ pub(super) struct Valid {
     nonce: Option<String>,
     prompt: Vec<String>,
     max_age: Option<i64>,
+    /// The DPoP key the code will be bound to (RFC 9449 §10).
+    dpop_jkt: Option<String>,
     /// The request's own parameters, carried through sign-in and the consent form.
     pub(super) raw: Vec<(String, String)>,
     /// Set when the parameters came from a pushed request (RFC 9126).
@@ -289,6 +292,19 @@ pub(super) async fn validate(
     {
         return Err(fail(ErrorCode::InvalidRequest, "prompt is not valid"));
     }
+    // A SHA-256 thumbprint: 32 bytes in base64url.
+    let dpop_jkt = map.get("dpop_jkt").map(|j| (*j).to_owned());
+    if dpop_jkt.as_ref().is_some_and(|j| {
+        j.len() != 43
+            || !j
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) {
+        return Err(fail(
+            ErrorCode::InvalidRequest,
+            "dpop_jkt must be a JWK SHA-256 thumbprint",
+        ));
+    }
     let max_age = match map.get("max_age") {
         None | Some(&"") => None,
         Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
@@ -308,6 +324,7 @@ pub(super) async fn validate(
         nonce,
         prompt,
         max_age,
+        dpop_jkt,
         raw: raw
             .into_iter()
             .filter(|(k, _)| PARAMS.contains(&k.as_str()))
@@ -534,6 +551,7 @@ async fn issue_code(
         code_challenge: valid.code_challenge.clone(),
         nonce: valid.nonce.clone(),
         auth_time: ctx.auth_time.unwrap_or(t),
+        dpop_jkt: valid.dpop_jkt.clone(),
     };
     let ttl = i64::try_from(state.config.code_ttl.as_secs()).unwrap_or(60);
     let code = state

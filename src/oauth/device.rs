@@ -21,6 +21,7 @@ use crate::domain::scope::{self, Scopes};
 use crate::domain::secret::{self, TokenKind};
 use crate::http::{CsrfForm, Ctx, PageError};
 use crate::store::device::{PendingDevice, PollOutcome};
+use crate::store::tokens::Binding;
 use crate::store::{App, AuditEvent, AuditKind, now};
 use crate::web::{MessagePage, render};
 
@@ -117,7 +118,12 @@ pub async fn device_authorization(
 }
 
 /// The token endpoint's device-code grant (RFC 8628 §3.4–3.5).
-pub async fn poll(state: &AppState, app: &App, params: &Params) -> Result<Response, OAuthError> {
+pub async fn poll(
+    state: &AppState,
+    app: &App,
+    params: &Params,
+    binding: &Binding,
+) -> Result<Response, OAuthError> {
     if let Some(e) = unauthorized(app) {
         return Err(e);
     }
@@ -132,6 +138,7 @@ pub async fn poll(state: &AppState, app: &App, params: &Params) -> Result<Respon
             &app.id,
             app.access_token_ttl,
             refresh_ttl(state, app),
+            binding,
             now(),
         )
         .await?;

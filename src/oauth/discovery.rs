@@ -22,6 +22,7 @@ pub fn metadata(issuer: &str) -> Value {
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
         "pushed_authorization_request_endpoint": format!("{issuer}/oauth/par"),
         "require_pushed_authorization_requests": false,
+        "dpop_signing_alg_values_supported": super::dpop::ALGS,
         "scopes_supported": scope::KNOWN,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

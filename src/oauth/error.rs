@@ -22,6 +22,10 @@ pub enum ErrorCode {
     AuthorizationPending,
     SlowDown,
     ExpiredToken,
+    /// RFC 9449 §5: the DPoP proof is missing where required, or wrong.
+    InvalidDpopProof,
+    /// RFC 9449 §8: retry with the server's nonce (sent in `DPoP-Nonce`).
+    UseDpopNonce,
     /// Not an RFC 6749 code: too many requests (answered 429 with `Retry-After`).
     RateLimited,
 }
@@ -44,6 +48,8 @@ impl ErrorCode {
             ErrorCode::AuthorizationPending => "authorization_pending",
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::ExpiredToken => "expired_token",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
             ErrorCode::RateLimited => "rate_limited",
         }
     }
@@ -62,6 +68,8 @@ pub struct OAuthError {
     pub description: String,
     /// Seconds to wait, for `RateLimited`.
     pub retry_after: Option<u64>,
+    /// The nonce to use, for `UseDpopNonce`.
+    pub dpop_nonce: Option<HeaderValue>,
 }
 
 impl OAuthError {
@@ -70,6 +78,7 @@ impl OAuthError {
             code,
             description: description.into(),
             retry_after: None,
+            dpop_nonce: None,
         }
     }
 
@@ -77,6 +86,19 @@ impl OAuthError {
         OAuthError {
             retry_after: Some(retry_after),
             ..OAuthError::new(ErrorCode::RateLimited, "too many requests; retry later")
+        }
+    }
+}
+
+impl From<super::dpop::Refusal> for OAuthError {
+    fn from(refusal: super::dpop::Refusal) -> Self {
+        let code = match refusal {
+            super::dpop::Refusal::Invalid(_) => ErrorCode::InvalidDpopProof,
+            super::dpop::Refusal::UseNonce(_) => ErrorCode::UseDpopNonce,
+        };
+        OAuthError {
+            dpop_nonce: refusal.nonce(),
+            ..OAuthError::new(code, refusal.description())
         }
     }
 }
@@ -118,6 +140,9 @@ impl IntoResponse for OAuthError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"latchkey\", charset=\"UTF-8\""),
             );
+        }
+        if let Some(nonce) = self.dpop_nonce {
+            response.headers_mut().insert("dpop-nonce", nonce);
         }
         if let Some(secs) = self.retry_after {
             response

@@ -4,6 +4,7 @@
 mod authorize;
 mod device;
 mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod keys;
 mod par;

@@ -36,6 +36,7 @@ pub fn request_hash(request_uri: &str) -> Option<String> {
         (super::schema::PushedAuthorizationRequest = "application/json"),
     )),
     security((), ("client" = [])),
+    params(("DPoP" = Option<String>, Header, description = "A DPoP proof (RFC 9449): the tokens issued are bound to its key")),
     responses(
         (status = 201, description = "Stored: send the browser to `/oauth/authorize?client_id=…&request_uri=…` within `expires_in` seconds", body = super::schema::PushedAuthorizationResponse),
         super::schema::OAuthErrors,
@@ -48,7 +49,23 @@ pub async fn push(State(state): State<AppState>, params: Params) -> Result<Respo
             "request_uri cannot be pushed",
         ));
     }
+    // RFC 9449 §10.1: a DPoP proof here binds the code to its key, as `dpop_jkt` would.
+    let target = super::dpop::Target {
+        method: "POST",
+        path: &params.path,
+        access_token: None,
+    };
+    let proof = super::dpop::check(&state, &params.headers, &target).await?;
     let mut values = params.values;
+    if let Some(proof) = proof {
+        if values.get("dpop_jkt").is_some_and(|j| *j != proof.jkt) {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidDpopProof,
+                "dpop_jkt is not the thumbprint of the DPoP proof's key",
+            ));
+        }
+        values.insert("dpop_jkt".into(), proof.jkt);
+    }
     values.insert("client_id".into(), app.client_id.clone());
     // The same checks as the authorization endpoint, answered here as JSON; what passes them is
     // the request's own parameters, the ones stored.

@@ -14,11 +14,12 @@ use crate::app::AppState;
 use crate::http::client_ip;
 use crate::store::{App, Store};
 
-/// The parameters of a request, with the headers needed for client authentication and the
-/// client's IP address for rate limits.
+/// The parameters of a request, with the headers needed for client authentication and DPoP,
+/// the path (a DPoP proof names it), and the client's IP address for rate limits.
 pub struct Params {
     pub values: HashMap<String, String>,
     pub headers: HeaderMap,
+    pub path: String,
     pub ip: String,
 }
 
@@ -47,6 +48,7 @@ impl FromRequest<AppState> for Params {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
         let ip = client_ip(&parts, state.config.trust_proxy);
+        let path = parts.uri.path().to_owned();
         let req = Request::from_parts(parts, body);
         let headers = req.headers().clone();
         let content_type = headers
@@ -65,6 +67,7 @@ impl FromRequest<AppState> for Params {
         Ok(Params {
             values,
             headers,
+            path,
             ip,
         })
     }

@@ -91,10 +91,18 @@ pub async fn introspect(
         "active": true,
         "scope": info.scopes.to_string(),
         "client_id": info.client_id,
-        "token_type": if info.kind == "refresh" { "refresh_token" } else { "Bearer" },
+        "token_type": match (info.kind.as_str(), &info.dpop_jkt) {
+            ("refresh", _) => "refresh_token",
+            (_, Some(_)) => "DPoP",
+            _ => "Bearer",
+        },
         "iat": info.created_at,
         "iss": state.config.issuer,
     });
+    // RFC 9449 §6.2: the key the token is bound to.
+    if let Some(jkt) = &info.dpop_jkt {
+        body["cnf"] = json!({ "jkt": jkt });
+    }
     if let Some(exp) = info.expires_at {
         body["exp"] = json!(exp);
     }

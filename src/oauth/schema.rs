@@ -35,6 +35,8 @@ pub struct TokenRequest {
 pub struct TokenResponse {
     #[schema(example = "lk_at_…")]
     access_token: String,
+    /// `Bearer`, or `DPoP` when the request carried a DPoP proof and the access token is bound
+    /// to its key (RFC 9449).
     #[schema(example = "Bearer")]
     token_type: String,
     /// Seconds until the access token expires.
@@ -66,6 +68,9 @@ pub struct PushedAuthorizationRequest {
     nonce: Option<String>,
     prompt: Option<String>,
     max_age: Option<String>,
+    /// Bind the code to this DPoP key thumbprint (RFC 9449 §10); a `DPoP` header here does the
+    /// same.
+    dpop_jkt: Option<String>,
 }
 
 /// RFC 9126 §2.2.
@@ -108,14 +113,23 @@ pub struct Introspection {
     active: bool,
     scope: Option<String>,
     client_id: Option<String>,
-    /// `Bearer` or `refresh_token`.
+    /// `Bearer`, `DPoP` (a token bound to a key) or `refresh_token`.
     token_type: Option<String>,
+    /// For a DPoP-bound token: `{"jkt": thumbprint}` of its key (RFC 9449 §6.2).
+    cnf: Option<Confirmation>,
     iat: Option<i64>,
     exp: Option<i64>,
     iss: Option<String>,
     /// The user's stable ID (absent for client-credentials tokens).
     sub: Option<String>,
     username: Option<String>,
+}
+
+/// The key a token is bound to.
+#[derive(ToSchema)]
+pub struct Confirmation {
+    /// The key's JWK SHA-256 thumbprint (RFC 7638).
+    jkt: String,
 }
 
 /// `POST /oauth/device/code` (RFC 8628 §3.1).
@@ -185,6 +199,8 @@ pub struct Metadata {
     prompt_values_supported: Vec<String>,
     authorization_response_iss_parameter_supported: bool,
     ui_locales_supported: Vec<String>,
+    /// The algorithms DPoP proofs may be signed with (RFC 9449 §5.1).
+    dpop_signing_alg_values_supported: Vec<String>,
 }
 
 /// The public keys that verify ID tokens (RFC 7517).
@@ -216,7 +232,8 @@ use crate::api::openapi::ErrorBody;
 pub enum OAuthErrors {
     /// `invalid_request`, `invalid_grant`, `invalid_scope`, `unsupported_grant_type`,
     /// `unsupported_token_type`, `unauthorized_client`, or a device-flow answer
-    /// (`authorization_pending`, `slow_down`, `access_denied`, `expired_token`).
+    /// (`authorization_pending`, `slow_down`, `access_denied`, `expired_token`), or a DPoP
+    /// refusal (`invalid_dpop_proof`; `use_dpop_nonce` with the nonce in `DPoP-Nonce`).
     #[response(status = 400)]
     BadRequest(ErrorBody),
     /// `invalid_client`: unknown client or wrong secret.
@@ -230,7 +247,8 @@ pub enum OAuthErrors {
 /// The errors of userinfo (RFC 6750 §3.1).
 #[derive(utoipa::IntoResponses)]
 pub enum BearerErrors {
-    /// `invalid_request` (no token) or `invalid_token`; see `WWW-Authenticate`.
+    /// `invalid_request` (no token) or `invalid_token`; for a DPoP-bound token,
+    /// `invalid_dpop_proof` or `use_dpop_nonce` (with `DPoP-Nonce`); see `WWW-Authenticate`.
     #[response(status = 401)]
     Unauthorized(ErrorBody),
     /// `insufficient_scope`: the token lacks `openid`.

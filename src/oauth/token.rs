@@ -9,13 +9,16 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::dpop::Target;
 use super::error::{ErrorCode, OAuthError};
 use super::params::{Params, authenticate_client};
 use crate::app::AppState;
 use crate::domain::pkce;
 use crate::domain::scope::{self, Scopes};
 use crate::domain::secret::{self, TokenKind};
-use crate::store::tokens::{CodeOutcome, Issue, IssueSpec, Issued, RefreshOutcome};
+use crate::store::tokens::{
+    Binding, CodeOutcome, Issue, IssueSpec, Issued, RefreshOutcome, Rotation,
+};
 use crate::store::{App, AuditEvent, AuditKind, now};
 
 /// The token endpoint under GitHub's name.
@@ -25,6 +28,7 @@ use crate::store::{App, AuditEvent, AuditKind, now};
         (super::schema::TokenRequest = "application/json"),
     )),
     security((), ("client" = [])),
+    params(("DPoP" = Option<String>, Header, description = "A DPoP proof (RFC 9449): the tokens issued are bound to its key")),
     responses(
         (status = 200, description = "Tokens issued", body = super::schema::TokenResponse),
         super::schema::OAuthErrors,
@@ -44,6 +48,7 @@ pub(super) fn invalid_grant(description: &str) -> OAuthError {
         (super::schema::TokenRequest = "application/json"),
     )),
     security((), ("client" = [])),
+    params(("DPoP" = Option<String>, Header, description = "A DPoP proof (RFC 9449): the tokens issued are bound to its key")),
     responses(
         (status = 200, description = "Tokens issued", body = super::schema::TokenResponse),
         super::schema::OAuthErrors,
@@ -51,16 +56,47 @@ pub(super) fn invalid_grant(description: &str) -> OAuthError {
 pub async fn token(State(state): State<AppState>, params: Params) -> Result<Response, OAuthError> {
     let grant_type = params.require("grant_type")?.to_owned();
     let app = authenticate_client(&state, &params).await?;
-    match grant_type.as_str() {
-        "authorization_code" => authorization_code(&state, &app, &params).await,
-        "refresh_token" => refresh_token(&state, &app, &params).await,
-        "client_credentials" => client_credentials(&state, &app, &params).await,
-        super::device::GRANT_TYPE => super::device::poll(&state, &app, &params).await,
+    let binding = binding(&state, &app, &params).await?;
+    let mut response = match grant_type.as_str() {
+        "authorization_code" => authorization_code(&state, &app, &params, binding).await,
+        "refresh_token" => refresh_token(&state, &app, &params, binding).await,
+        "client_credentials" => client_credentials(&state, &app, &params, &binding).await,
+        super::device::GRANT_TYPE => super::device::poll(&state, &app, &params, &binding).await,
         _ => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             "this grant type is not supported",
         )),
+    }?;
+    // RFC 9449 §8.2: a fresh nonce with each answer, so the client's next proof has one.
+    if state.config.dpop_nonce
+        && let Some(nonce) = super::dpop::fresh_nonce(&state).await
+    {
+        response.headers_mut().insert("dpop-nonce", nonce);
     }
+    Ok(response)
+}
+
+/// The DPoP key the tokens of this request are bound to: the key of the request's proof,
+/// checked in full before any code or refresh token is spent.
+async fn binding(state: &AppState, app: &App, params: &Params) -> Result<Binding, OAuthError> {
+    let target = Target {
+        method: "POST",
+        path: &params.path,
+        access_token: None,
+    };
+    let proof = super::dpop::check(state, &params.headers, &target).await?;
+    if proof.is_none() && app.dpop_bound {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "this app's tokens are DPoP-bound: send a DPoP proof",
+        ));
+    }
+    Ok(Binding {
+        dpop_jkt: proof.map(|p| p.jkt),
+        // RFC 9449 §5: a public app's refresh token is bound too (a confidential app's is
+        // already bound to its credentials).
+        bind_refresh: !app.confidential,
+    })
 }
 
 /// `at_hash`: the left half of SHA-256 of the access token, base64url (OpenID Connect §3.1.3.6).
@@ -119,7 +155,7 @@ pub(super) async fn id_token(
 pub(super) fn success(issued: &Issued, id_token: Option<String>) -> Response {
     let mut body = json!({
         "access_token": issued.access.expose(),
-        "token_type": "Bearer",
+        "token_type": if issued.dpop_jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": (issued.access_expires_at - now()).max(0),
         "scope": issued.scopes.to_string(),
         "created_at": issued.created_at,
@@ -149,6 +185,7 @@ async fn authorization_code(
     state: &AppState,
     app: &App,
     params: &Params,
+    binding: Binding,
 ) -> Result<Response, OAuthError> {
     let code_text = params.require("code")?;
     let Some(code) = secret::parse(TokenKind::AuthorizationCode, code_text) else {
@@ -191,10 +228,18 @@ async fn authorization_code(
                 }
                 (None, None) => {}
             }
+            // RFC 9449 §10: a code bound to a key is redeemed only with a proof of that key.
+            if grant.dpop_jkt.is_some() && grant.dpop_jkt != binding.dpop_jkt {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidDpopProof,
+                    "the code is bound to another DPoP key (dpop_jkt)",
+                ));
+            }
             Ok(IssueSpec {
                 scopes: grant.scopes.clone(),
                 access_ttl,
                 refresh_ttl: refresh,
+                binding,
             })
         })
         .await?;
@@ -228,6 +273,7 @@ async fn refresh_token(
     state: &AppState,
     app: &App,
     params: &Params,
+    binding: Binding,
 ) -> Result<Response, OAuthError> {
     let text = params.require("refresh_token")?;
     let Some(refresh) = secret::parse(TokenKind::RefreshToken, text) else {
@@ -251,10 +297,13 @@ async fn refresh_token(
         .store
         .refresh(
             &refresh,
-            &app.id,
-            narrower.as_ref(),
-            app.access_token_ttl,
-            refresh_ttl,
+            Rotation {
+                app_id: app.id.clone(),
+                narrower,
+                access_ttl: app.access_token_ttl,
+                refresh_ttl,
+                binding,
+            },
             t,
         )
         .await?
@@ -262,6 +311,10 @@ async fn refresh_token(
         RefreshOutcome::Rotated(issued) | RefreshOutcome::Retried(issued) => {
             Ok(success(&issued, None))
         }
+        RefreshOutcome::KeyMismatch => Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "the refresh token is bound to a DPoP key: send a proof made with that key",
+        )),
         RefreshOutcome::ScopeTooWide => Err(OAuthError::new(
             ErrorCode::InvalidScope,
             "scope exceeds the original grant",
@@ -284,6 +337,7 @@ async fn client_credentials(
     state: &AppState,
     app: &App,
     params: &Params,
+    binding: &Binding,
 ) -> Result<Response, OAuthError> {
     if !app.confidential {
         return Err(OAuthError::new(
@@ -322,6 +376,7 @@ async fn client_credentials(
                 scopes: &requested,
                 access_ttl: app.access_token_ttl,
                 refresh_ttl: None,
+                binding,
             },
             now(),
         )

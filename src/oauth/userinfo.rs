@@ -8,8 +8,7 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::domain::secret::{self, TokenKind};
-use crate::http::api::bearer_token;
-use crate::http::resource::{access_token_user, resource_quota};
+use crate::http::resource::{Refused, access_token_user, presented_token, resource_quota};
 
 fn bearer_error(
     status: StatusCode,
@@ -39,16 +38,22 @@ fn bearer_error(
 /// The signed-in user's claims, for a token with `openid`.
 #[utoipa::path(get, path = "/oauth/userinfo", tag = "oauth",
     security(("bearer" = []), ("oauth2" = ["openid"])),
+    params(("DPoP" = Option<String>, Header, description = "A DPoP proof (RFC 9449), required with `Authorization: DPoP` for a DPoP-bound token")),
     responses(
         (status = 200, description = "The claims the token's scopes allow", body = super::schema::UserInfo),
         super::schema::BearerErrors,
     ))]
 pub async fn userinfo(State(state): State<AppState>, parts: Parts) -> Response {
-    let Some(text) = bearer_token(&parts) else {
+    let Some((scheme, text)) = presented_token(&parts) else {
         let mut response = (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_request", "error_description": "a Bearer access token is required"}))).into_response();
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"latchkey\""),
+        );
+        headers.append(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(super::dpop::CHALLENGE),
         );
         return response;
     };
@@ -64,10 +69,11 @@ pub async fn userinfo(State(state): State<AppState>, parts: Parts) -> Response {
     let Some(token) = secret::parse(TokenKind::AccessToken, text) else {
         return invalid();
     };
-    let (user, info) = match access_token_user(&state, &parts, &token).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return invalid(),
-        Err(e) => {
+    let (user, info) = match access_token_user(&state, &parts, scheme, &token).await {
+        Ok(found) => found,
+        Err(Refused::InvalidToken) => return invalid(),
+        Err(Refused::Proof(refusal)) => return super::dpop::refusal_response(&refusal),
+        Err(Refused::Database(e)) => {
             tracing::error!(error = %e, "database error at userinfo");
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -110,6 +116,7 @@ pub async fn userinfo(State(state): State<AppState>, parts: Parts) -> Response {
 /// The same as `GET /oauth/userinfo` (OpenID Connect Core §5.3.1 allows both).
 #[utoipa::path(post, path = "/oauth/userinfo", tag = "oauth",
     security(("bearer" = []), ("oauth2" = ["openid"])),
+    params(("DPoP" = Option<String>, Header, description = "A DPoP proof (RFC 9449), required with `Authorization: DPoP` for a DPoP-bound token")),
     responses(
         (status = 200, description = "The claims the token's scopes allow", body = super::schema::UserInfo),
         super::schema::BearerErrors,

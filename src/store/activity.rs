@@ -553,22 +553,9 @@ impl Store {
         Ok(())
     }
 
-    /// The server-wide key that seals values latchkey must read back; made on first use.
+    /// The server-wide key that seals values latchkey must read back.
     async fn sealing_key(&self) -> Result<[u8; 32], sqlx::Error> {
-        let mut fresh = [0u8; 32];
-        rand::Rng::fill_bytes(&mut rand::rng(), &mut fresh);
-        sqlx::query("INSERT INTO server_secrets (name, value, created_at) VALUES ('seal', $1, $2) ON CONFLICT DO NOTHING")
-            .bind(fresh.to_vec())
-            .bind(super::now())
-            .execute(self.writer())
-            .await?;
-        let value: Vec<u8> =
-            sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'seal'")
-                .fetch_one(&self.pool)
-                .await?;
-        value
-            .try_into()
-            .map_err(|_| sqlx::Error::Protocol("the sealing key is damaged".into()))
+        self.server_key("seal").await
     }
 
     /// The user's WakaTime API key (a UUID, as WakaTime clients expect), made if none exists.

@@ -28,6 +28,8 @@ pub struct App {
     pub device_flow: bool,
     /// Authorization requests must be pushed (RFC 9126 §6).
     pub require_par: bool,
+    /// Every token must be DPoP-bound (RFC 9449 §5.2 `dpop_bound_access_tokens`).
+    pub dpop_bound: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -36,7 +38,7 @@ macro_rules! select_app {
     ($where:literal) => {
         concat!(
             "SELECT a.id, a.client_id, a.secret_hash, a.name, a.homepage_url, a.redirect_uris, a.scopes, \
-             a.confidential, a.verified, a.owner_id, a.access_token_ttl, a.issue_refresh, a.device_flow, a.require_par, a.created_at, \
+             a.confidential, a.verified, a.owner_id, a.access_token_ttl, a.issue_refresh, a.device_flow, a.require_par, a.dpop_bound, a.created_at, \
              a.updated_at, COALESCE(u.name, '') AS owner_name, COALESCE(u.email, '') AS owner_email \
              FROM apps a LEFT JOIN users u ON u.id = a.owner_id ",
             $where
@@ -62,6 +64,7 @@ fn app_from_row(row: &(impl Columns + ?Sized)) -> Result<App, sqlx::Error> {
         issue_refresh: row.int("issue_refresh")? != 0,
         device_flow: row.int("device_flow")? != 0,
         require_par: row.int("require_par")? != 0,
+        dpop_bound: row.int("dpop_bound")? != 0,
         created_at: row.int("created_at")?,
         updated_at: row.int("updated_at")?,
     })
@@ -88,8 +91,8 @@ impl Store {
             .then(|| secret::generate(TokenKind::ClientSecret));
         sqlx::query(
             "INSERT INTO apps (id, client_id, secret_hash, name, homepage_url, redirect_uris, scopes, confidential, \
-             owner_id, access_token_ttl, issue_refresh, created_at, updated_at, device_flow, require_par) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14)",
+             owner_id, access_token_ttl, issue_refresh, created_at, updated_at, device_flow, require_par, dpop_bound) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15)",
         )
         .bind(&id)
         .bind(new_client_id())
@@ -105,6 +108,7 @@ impl Store {
         .bind(now)
         .bind(flag(draft.device_flow))
         .bind(flag(draft.require_par))
+        .bind(flag(draft.dpop_bound))
         .execute(self.writer())
         .await?;
         let app = self.app_by_id(&id).await?.ok_or(sqlx::Error::RowNotFound)?;
@@ -165,7 +169,7 @@ impl Store {
         sqlx::query(
             "UPDATE apps SET name = $1, homepage_url = $2, redirect_uris = $3, scopes = $4, confidential = $5, \
              secret_hash = $6, access_token_ttl = $7, issue_refresh = $8, updated_at = $9, device_flow = $11, \
-             require_par = $12 WHERE id = $10",
+             require_par = $12, dpop_bound = $13 WHERE id = $10",
         )
         .bind(&draft.name)
         .bind(&draft.homepage_url)
@@ -179,6 +183,7 @@ impl Store {
         .bind(&app.id)
         .bind(flag(draft.device_flow))
         .bind(flag(draft.require_par))
+        .bind(flag(draft.dpop_bound))
         .execute(self.writer())
         .await?;
         let app = self

@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::tokens::{Issue, Issued, insert_tokens};
+use super::tokens::{Binding, Issue, Issued, insert_tokens};
 use super::{Store, new_id};
 use crate::domain::scope::Scopes;
 use crate::domain::secret::{Secret, sha256_hex};
@@ -134,6 +134,7 @@ impl Store {
         app_id: &str,
         access_ttl: i64,
         refresh_ttl: Option<i64>,
+        binding: &Binding,
         now: i64,
     ) -> Result<PollOutcome, sqlx::Error> {
         let hash = device_code.hash();
@@ -161,6 +162,7 @@ impl Store {
                 scopes: &scopes,
                 access_ttl,
                 refresh_ttl,
+                binding,
             };
             let issued = insert_tokens(&mut *tx, &issue, &new_id(), None, now).await?;
             tx.commit().await?;

@@ -121,4 +121,26 @@ impl Store {
             .await?;
         Ok(done.rows_affected() == 1)
     }
+
+    /// The server-wide 256-bit key called `name` (sealing, DPoP nonces), made by the first
+    /// node that asks for it; every node then reads the same value.
+    pub async fn server_key(&self, name: &str) -> Result<[u8; 32], sqlx::Error> {
+        let mut fresh = [0u8; 32];
+        rand::Rng::fill_bytes(&mut rand::rng(), &mut fresh);
+        sqlx::query(
+            "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(name)
+        .bind(fresh.to_vec())
+        .bind(super::now())
+        .execute(self.writer())
+        .await?;
+        let value: Vec<u8> = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(self.writer())
+            .await?;
+        value
+            .try_into()
+            .map_err(|_| sqlx::Error::Protocol(format!("the server key `{name}` is damaged")))
+    }
 }

@@ -5,6 +5,7 @@ pub mod activity;
 mod apps;
 pub mod audit;
 pub mod device;
+mod dpop;
 mod exec;
 mod grants;
 mod keys;
@@ -88,6 +89,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "par",
         include_str!("../../migrations/sqlite/0005_par.sql"),
     ),
+    (
+        6,
+        "dpop",
+        include_str!("../../migrations/sqlite/0006_dpop.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -114,6 +120,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "par",
         include_str!("../../migrations/postgres/0005_par.sql"),
+    ),
+    (
+        6,
+        "dpop",
+        include_str!("../../migrations/postgres/0006_dpop.sql"),
     ),
 ];
 

@@ -26,6 +26,8 @@ pub struct CodeGrant {
     pub code_challenge: Option<String>,
     pub nonce: Option<String>,
     pub auth_time: i64,
+    /// The DPoP key the code is bound to (`dpop_jkt`, RFC 9449 §10).
+    pub dpop_jkt: Option<String>,
 }
 
 /// What to issue.
@@ -38,6 +40,16 @@ pub struct Issue<'a> {
     pub access_ttl: i64,
     /// `Some(lifetime)` to issue a refresh token too.
     pub refresh_ttl: Option<i64>,
+    pub binding: &'a Binding,
+}
+
+/// The DPoP key (RFC 9449) new tokens are bound to, if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Binding {
+    /// The key's thumbprint; the access token is bound to it.
+    pub dpop_jkt: Option<String>,
+    /// Bind the refresh token to that key too (public apps, RFC 9449 §5).
+    pub bind_refresh: bool,
 }
 
 /// What to issue for a redeemed code (the code itself says for whom).
@@ -46,6 +58,7 @@ pub struct IssueSpec {
     pub scopes: Scopes,
     pub access_ttl: i64,
     pub refresh_ttl: Option<i64>,
+    pub binding: Binding,
 }
 
 /// An access token (and maybe a refresh token) just issued.
@@ -56,6 +69,8 @@ pub struct Issued {
     pub refresh: Option<Secret>,
     pub scopes: Scopes,
     pub created_at: i64,
+    /// The DPoP key the access token is bound to (`token_type: DPoP`).
+    pub dpop_jkt: Option<String>,
 }
 
 /// The outcome of presenting an authorization code.
@@ -85,6 +100,8 @@ pub enum RefreshOutcome {
     },
     /// Asked for scopes the grant never had.
     ScopeTooWide,
+    /// The token is bound to a DPoP key the request did not prove.
+    KeyMismatch,
     Invalid,
 }
 
@@ -101,6 +118,8 @@ pub struct TokenInfo {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub active: bool,
+    /// The DPoP key the token is bound to.
+    pub dpop_jkt: Option<String>,
 }
 
 /// How long a retried refresh gets the same successor instead of tripping reuse detection.
@@ -113,6 +132,8 @@ struct SealedPair {
     access_expires_at: i64,
     scopes: String,
     created_at: i64,
+    #[serde(default)]
+    dpop_jkt: Option<String>,
 }
 
 /// The key that seals a refresh token's successor: derived from the token itself (domain
@@ -128,6 +149,7 @@ fn seal_pair(refresh: &Secret, pair: &Issued) -> Option<Vec<u8>> {
         access_expires_at: pair.access_expires_at,
         scopes: pair.scopes.to_string(),
         created_at: pair.created_at,
+        dpop_jkt: pair.dpop_jkt.clone(),
     })
     .ok()?;
     seal::seal(&successor_key(refresh), &plain)
@@ -144,6 +166,7 @@ fn unseal_pair(refresh: &Secret, sealed: &[u8]) -> Option<Issued> {
         access_expires_at: pair.access_expires_at,
         scopes: Scopes::from_stored(&pair.scopes),
         created_at: pair.created_at,
+        dpop_jkt: pair.dpop_jkt,
     })
 }
 
@@ -156,9 +179,9 @@ pub(super) async fn insert_tokens<E: Exec>(
     now: i64,
 ) -> Result<Issued, sqlx::Error> {
     const INSERT: &str = "INSERT INTO tokens (token_hash, kind, app_id, user_id, grant_id, family_id, \
-         code_hash, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+         code_hash, scopes, created_at, expires_at, dpop_jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
     let scopes = issue.scopes.to_string();
-    let mut insert = async |token: &Secret, kind: &str, expires_at: i64| {
+    let mut insert = async |token: &Secret, kind: &str, expires_at: i64, jkt: Option<&str>| {
         let hash = token.hash();
         exec.execute(
             INSERT,
@@ -173,17 +196,20 @@ pub(super) async fn insert_tokens<E: Exec>(
                 (&scopes).into(),
                 now.into(),
                 expires_at.into(),
+                jkt.into(),
             ],
         )
         .await
     };
     let access = secret::generate(TokenKind::AccessToken);
     let access_expires_at = now.saturating_add(issue.access_ttl);
-    insert(&access, "access", access_expires_at).await?;
+    let jkt = issue.binding.dpop_jkt.as_deref();
+    insert(&access, "access", access_expires_at, jkt).await?;
     let refresh = match issue.refresh_ttl {
         Some(ttl) => {
             let refresh = secret::generate(TokenKind::RefreshToken);
-            insert(&refresh, "refresh", now.saturating_add(ttl)).await?;
+            let jkt = jkt.filter(|_| issue.binding.bind_refresh);
+            insert(&refresh, "refresh", now.saturating_add(ttl), jkt).await?;
             Some(refresh)
         }
         None => None,
@@ -194,6 +220,7 @@ pub(super) async fn insert_tokens<E: Exec>(
         refresh,
         scopes: issue.scopes.clone(),
         created_at: now,
+        dpop_jkt: jkt.map(str::to_owned),
     })
 }
 
@@ -201,7 +228,7 @@ pub(super) async fn insert_tokens<E: Exec>(
 macro_rules! token_columns {
     () => {
         "SELECT t.kind, t.app_id, a.client_id, t.user_id, t.grant_id, t.family_id, t.scopes, \
-         t.created_at AS token_created_at, t.expires_at, t.revoked_at, t.rotated_at"
+         t.created_at AS token_created_at, t.expires_at, t.revoked_at, t.rotated_at, t.dpop_jkt"
     };
 }
 
@@ -221,6 +248,7 @@ fn token_info_from_row(row: &(impl Columns + ?Sized), now: i64) -> Result<TokenI
             && row.opt_int("rotated_at")?.is_none()
             && expires_at.is_none_or(|e| e > now)
             && row.int("disabled")? == 0,
+        dpop_jkt: row.opt_text("dpop_jkt")?,
     })
 }
 
@@ -268,27 +296,22 @@ impl Store {
             scopes: issue.scopes.clone(),
             access_ttl: issue.access_ttl,
             refresh_ttl: issue.refresh_ttl,
+            binding: issue.binding.clone(),
             now,
         })
         .await
     }
 
-    /// Rotate a refresh token of `app_id`. `narrower` optionally asks for fewer scopes.
+    /// Rotate a refresh token as `rotation` says.
     pub async fn refresh(
         &self,
         refresh: &Secret,
-        app_id: &str,
-        narrower: Option<&Scopes>,
-        access_ttl: i64,
-        refresh_ttl: i64,
+        rotation: Rotation,
         now: i64,
     ) -> Result<RefreshOutcome, sqlx::Error> {
         self.write(Refresh {
             refresh: refresh.clone(),
-            app_id: app_id.to_owned(),
-            narrower: narrower.cloned(),
-            access_ttl,
-            refresh_ttl,
+            rotation,
             now,
         })
         .await
@@ -391,7 +414,7 @@ impl Job for CreateCode {
         let scopes = g.scopes.to_string();
         exec.execute(
             "INSERT INTO auth_codes (code_hash, app_id, user_id, grant_id, redirect_uri, redirect_uri_given, scopes, \
-             code_challenge, nonce, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             code_challenge, nonce, auth_time, created_at, expires_at, dpop_jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             &[
                 (&self.hash).into(),
                 (&g.app_id).into(),
@@ -405,6 +428,7 @@ impl Job for CreateCode {
                 g.auth_time.into(),
                 self.now.into(),
                 (self.now + self.ttl).into(),
+                g.dpop_jkt.as_deref().into(),
             ],
         )
         .await?;
@@ -431,7 +455,7 @@ where
             .fetch_optional(
                 "UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1 \
                  AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = auth_codes.user_id AND users.disabled = 1) \
-                 RETURNING app_id, user_id, grant_id, redirect_uri, redirect_uri_given, scopes, code_challenge, nonce, auth_time",
+                 RETURNING app_id, user_id, grant_id, redirect_uri, redirect_uri_given, scopes, code_challenge, nonce, auth_time, dpop_jkt",
                 &[now.into(), hash.into()],
                 |row| {
                     Ok(CodeGrant {
@@ -444,6 +468,7 @@ where
                         code_challenge: row.opt_text("code_challenge")?,
                         nonce: row.opt_text("nonce")?,
                         auth_time: row.int("auth_time")?,
+                        dpop_jkt: row.opt_text("dpop_jkt")?,
                     })
                 },
             )
@@ -479,6 +504,7 @@ where
             scopes: &spec.scopes,
             access_ttl: spec.access_ttl,
             refresh_ttl: spec.refresh_ttl,
+            binding: &spec.binding,
         };
         let issued = insert_tokens(exec, &issue, &new_id(), Some(hash), now).await?;
         Ok(Done::Commit(CodeOutcome::Issued(Box::new((grant, issued)))))
@@ -492,6 +518,7 @@ struct IssueTokens {
     scopes: Scopes,
     access_ttl: i64,
     refresh_ttl: Option<i64>,
+    binding: Binding,
     now: i64,
 }
 
@@ -510,18 +537,29 @@ impl Job for IssueTokens {
             scopes: &self.scopes,
             access_ttl: self.access_ttl,
             refresh_ttl: self.refresh_ttl,
+            binding: &self.binding,
         };
         let issued = insert_tokens(exec, &issue, &new_id(), None, self.now).await?;
         Ok(Done::Commit(issued))
     }
 }
 
+/// How to rotate a refresh token.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The app presenting it (another app's token is unknown).
+    pub app_id: String,
+    /// Fewer scopes than the grant's, if asked for.
+    pub narrower: Option<Scopes>,
+    pub access_ttl: i64,
+    pub refresh_ttl: i64,
+    /// The key the request proved (DPoP): a bound token needs it; new tokens are bound to it.
+    pub binding: Binding,
+}
+
 struct Refresh {
     refresh: Secret,
-    app_id: String,
-    narrower: Option<Scopes>,
-    access_ttl: i64,
-    refresh_ttl: i64,
+    rotation: Rotation,
     now: i64,
 }
 
@@ -532,6 +570,7 @@ struct Retired {
     successor: Option<Vec<u8>>,
     family_id: String,
     user_id: Option<String>,
+    dpop_jkt: Option<String>,
 }
 
 impl Job for Refresh {
@@ -539,13 +578,14 @@ impl Job for Refresh {
 
     async fn run<E: Exec>(self, exec: &mut E) -> Result<Done<RefreshOutcome>, sqlx::Error> {
         let hash = self.refresh.hash();
-        let (now, app_id) = (self.now, self.app_id.as_str());
+        let (now, rotation) = (self.now, &self.rotation);
+        let app_id = rotation.app_id.as_str();
         let rotated = exec
             .fetch_optional(
                 "UPDATE tokens SET rotated_at = $1 WHERE token_hash = $2 AND kind = 'refresh' AND app_id = $3 \
                  AND rotated_at IS NULL AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) \
                  AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = tokens.user_id AND users.disabled = 1) \
-                 RETURNING user_id, grant_id, family_id, scopes",
+                 RETURNING user_id, grant_id, family_id, scopes, dpop_jkt",
                 &[now.into(), (&hash).into(), app_id.into()],
                 |row| {
                     Ok((
@@ -553,12 +593,16 @@ impl Job for Refresh {
                         row.opt_text("grant_id")?,
                         row.text("family_id")?,
                         Scopes::from_stored(&row.text("scopes")?),
+                        row.opt_text("dpop_jkt")?,
                     ))
                 },
             )
             .await?;
-        if let Some((user_id, grant_id, family, granted)) = rotated {
-            let scopes = match &self.narrower {
+        if let Some((user_id, grant_id, family, granted, bound)) = rotated {
+            if bound.is_some() && bound != rotation.binding.dpop_jkt {
+                return Ok(Done::Rollback(RefreshOutcome::KeyMismatch));
+            }
+            let scopes = match &rotation.narrower {
                 Some(n) if !n.is_subset_of(&granted) => {
                     return Ok(Done::Rollback(RefreshOutcome::ScopeTooWide));
                 }
@@ -570,8 +614,9 @@ impl Job for Refresh {
                 user_id: user_id.as_deref(),
                 grant_id: grant_id.as_deref(),
                 scopes: &scopes,
-                access_ttl: self.access_ttl,
-                refresh_ttl: Some(self.refresh_ttl),
+                access_ttl: rotation.access_ttl,
+                refresh_ttl: Some(rotation.refresh_ttl),
+                binding: &rotation.binding,
             };
             let issued = insert_tokens(exec, &issue, &family, None, now).await?;
             let sealed = seal_pair(&self.refresh, &issued);
@@ -586,7 +631,7 @@ impl Job for Refresh {
         // Not rotatable: unknown, another app's, expired, revoked, or already rotated.
         let retired = exec
             .fetch_optional(
-                "SELECT rotated_at, revoked_at, successor, family_id, user_id FROM tokens \
+                "SELECT rotated_at, revoked_at, successor, family_id, user_id, dpop_jkt FROM tokens \
                  WHERE token_hash = $1 AND kind = 'refresh' AND app_id = $2",
                 &[(&hash).into(), app_id.into()],
                 |row| {
@@ -596,6 +641,7 @@ impl Job for Refresh {
                         successor: row.opt_blob("successor")?,
                         family_id: row.text("family_id")?,
                         user_id: row.opt_text("user_id")?,
+                        dpop_jkt: row.opt_text("dpop_jkt")?,
                     })
                 },
             )
@@ -606,10 +652,16 @@ impl Job for Refresh {
             successor,
             family_id,
             user_id,
+            dpop_jkt,
         }) = retired
         else {
             return Ok(Done::Rollback(RefreshOutcome::Invalid));
         };
+        // A bound token is worth nothing without its key: presenting it without the key is not
+        // proof that it leaked together with the key, so it does not revoke the chain.
+        if dpop_jkt.is_some() && dpop_jkt != rotation.binding.dpop_jkt {
+            return Ok(Done::Rollback(RefreshOutcome::KeyMismatch));
+        }
         if now - rotated_at <= REFRESH_GRACE_SECS {
             if revoked_at.is_some() {
                 return Ok(Done::Rollback(RefreshOutcome::Invalid));
@@ -617,6 +669,7 @@ impl Job for Refresh {
             if let Some(pair) = successor
                 .as_deref()
                 .and_then(|s| unseal_pair(&self.refresh, s))
+                .filter(|pair| pair.dpop_jkt == rotation.binding.dpop_jkt)
             {
                 // Only if the successor itself is still good (not revoked meanwhile).
                 let access_hash = pair.access.hash();

@@ -94,6 +94,7 @@ struct FormValues {
     issue_refresh: bool,
     device_flow: bool,
     require_par: bool,
+    dpop_bound: bool,
 }
 
 #[derive(Template)]
@@ -143,6 +144,7 @@ fn values_of(app: &App) -> FormValues {
         issue_refresh: app.issue_refresh,
         device_flow: app.device_flow,
         require_par: app.require_par,
+        dpop_bound: app.dpop_bound,
     }
 }
 
@@ -158,6 +160,7 @@ async fn new_form(State(state): State<AppState>, ctx: Ctx) -> Result<Response, P
         issue_refresh: true,
         device_flow: false,
         require_par: false,
+        dpop_bound: false,
     };
     render(FormPage {
         ctx,
@@ -197,6 +200,7 @@ fn read_form(
         issue_refresh: get("issue_refresh").is_some(),
         device_flow: get("device_flow").is_some(),
         require_par: get("require_par").is_some(),
+        dpop_bound: get("dpop_bound").is_some(),
     };
     let mut errors = Vec::new();
     let ttl = if values.access_token_ttl.is_empty() {
@@ -220,6 +224,7 @@ fn read_form(
         issue_refresh: Some(values.issue_refresh),
         device_flow: Some(values.device_flow),
         require_par: Some(values.require_par),
+        dpop_bound: Some(values.dpop_bound),
     };
     (values, input, errors)
 }

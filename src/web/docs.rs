@@ -259,6 +259,32 @@ echo "$CODE_CHALLENGE""#
             "par-authorize",
             format!(r#"curl -i "{i}/oauth/authorize?client_id=$CLIENT_ID&request_uri=$REQUEST_URI""#),
         ),
+        ok(
+            "dpop",
+            format!(
+                r#"# The app's key pair: keep dpop.pem, the tokens will be bound to it
+openssl genpkey -algorithm ed25519 -out dpop.pem
+b64url() {{ openssl base64 -A | tr '+/' '-_' | tr -d '='; }}
+JWK="{{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"$(openssl pkey -in dpop.pem -pubout -outform DER | tail -c 32 | b64url)\"}}"
+# dpop METHOD URL [ACCESS_TOKEN]: a fresh proof for one request
+dpop() {{
+  local claims="{{\"jti\":\"$(openssl rand -hex 16)\",\"htm\":\"$1\",\"htu\":\"$2\",\"iat\":$(date +%s)"
+  if [ -n "${{3:-}}" ]; then claims+=",\"ath\":\"$(printf '%s' "$3" | openssl dgst -sha256 -binary | b64url)\""; fi
+  local input="$(printf '%s' "{{\"typ\":\"dpop+jwt\",\"alg\":\"EdDSA\",\"jwk\":$JWK}}" | b64url).$(printf '%s}}' "$claims" | b64url)"
+  printf '%s' "$input" > dpop.in
+  printf '%s.%s' "$input" "$(openssl pkeyutl -sign -inkey dpop.pem -rawin -in dpop.in | b64url)"
+}}
+TOKENS=$(curl --fail-with-body -X POST {i}/oauth/token {client} \
+  -H "DPoP: $(dpop POST {i}/oauth/token)" \
+  -d grant_type=authorization_code -d code="$CODE" \
+  -d redirect_uri={r} -d code_verifier="$CODE_VERIFIER")
+echo "$TOKENS"
+ACCESS_TOKEN=$(printf '%s' "$TOKENS" | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+curl --fail-with-body {i}/api/v1/authenticated/me \
+  -H "Authorization: DPoP $ACCESS_TOKEN" \
+  -H "DPoP: $(dpop GET {i}/api/v1/authenticated/me "$ACCESS_TOKEN")""#
+            ),
+        ),
     ]
 }
 
@@ -314,6 +340,10 @@ struct GuidePage {
     login_rate: u32,
     token_rate: u32,
     api_rate: u32,
+    dpop_nonce: bool,
+    /// The DPoP proof algorithms, as a list for the text.
+    dpop_algs: String,
+    dpop_max_age: i64,
 }
 
 async fn guide(State(state): State<AppState>, ctx: Ctx) -> Result<Response, PageError> {
@@ -330,6 +360,9 @@ async fn guide(State(state): State<AppState>, ctx: Ctx) -> Result<Response, Page
         login_rate: config.login_rate_per_minute,
         token_rate: config.token_rate_per_minute,
         api_rate: config.api_rate_per_minute,
+        dpop_nonce: config.dpop_nonce,
+        dpop_algs: crate::oauth::dpop::ALGS.join(", "),
+        dpop_max_age: crate::oauth::dpop::MAX_AGE,
         ctx,
     })
 }

@@ -251,7 +251,7 @@ on_both_backends! {
         let scopes = latchkey::domain::scope::Scopes::parse("read", &latchkey::domain::scope::KNOWN).unwrap();
         let issued = store
             .issue_tokens(
-                &latchkey::store::tokens::Issue { app_id: &stored.id, user_id: None, grant_id: None, scopes: &scopes, access_ttl: 3600, refresh_ttl: None },
+                &latchkey::store::tokens::Issue { app_id: &stored.id, user_id: None, grant_id: None, scopes: &scopes, access_ttl: 3600, binding: &Default::default(), refresh_ttl: None },
                 latchkey::store::now(),
             )
             .await

@@ -188,7 +188,10 @@ fn run(app: &TestApp, command: &str, vars: &BTreeMap<&'static str, String>) -> (
     let script = format!(
         "set -euo pipefail\ncurl() {{ command curl -sS --max-time 20 -w '\\n%{{http_code}}\\n' \"$@\"; }}\n{command}\n"
     );
+    // A directory of the example's own, for the files it makes (a DPoP key).
+    let dir = tempfile::tempdir().expect("a scratch directory");
     let output = Command::new("bash")
+        .current_dir(dir.path())
         .arg("-c")
         .arg(script)
         .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
@@ -250,10 +253,15 @@ on_both_backends! {
                     serde_json::from_str::<Value>(body).unwrap_or_else(|e| panic!("{}: not JSON ({e}): {body}", example.id));
                 }
             }
+            if example.id == "dpop" {
+                // The script's token is bound, and the API took it with a proof.
+                assert!(output.contains(r#""token_type":"DPoP""#), "{output}");
+                assert!(output.contains(r#""trust_factor""#), "{output}");
+            }
             ran.push(example.id.clone());
         }
         // The examples really exercised the flows: a few answers the guide promises.
-        for id in ["par-push", "par-authorize", "create-app", "token-form", "token-json", "token-public", "refresh", "device-poll", "heartbeat", "hours", "verify-cli", "pat-cli"] {
+        for id in ["dpop", "par-push", "par-authorize", "create-app", "token-form", "token-json", "token-public", "refresh", "device-poll", "heartbeat", "hours", "verify-cli", "pat-cli"] {
             assert!(ran.iter().any(|r| r == id), "{id} ran");
         }
     }

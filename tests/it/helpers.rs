@@ -158,13 +158,28 @@ pub async fn spawn_app(backend: &Backend) -> TestApp {
 /// Start the real app on 127.0.0.1 with a random port and a fresh database.
 pub async fn spawn_app_with(backend: &Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let db = TestDb::new(backend).await;
+    start(db.url.clone(), Some(db), tweak).await
+}
+
+/// A second server on `of`'s database and with `of`'s issuer: another node behind the same
+/// load balancer.
+pub async fn spawn_node(of: &TestApp) -> TestApp {
+    let issuer = of.base.clone();
+    start(of.database_url.clone(), None, |s| s.issuer = Some(issuer)).await
+}
+
+async fn start(
+    database_url: String,
+    db: Option<TestDb>,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let mut settings = Settings {
         bind: Some(addr.to_string()),
-        database_url: Some(db.url.clone()),
+        database_url: Some(database_url.clone()),
         ..Default::default()
     };
     tweak(&mut settings);
@@ -179,9 +194,9 @@ pub async fn spawn_app_with(backend: &Backend, tweak: impl FnOnce(&mut Settings)
     TestApp {
         base: format!("http://{addr}"),
         store,
-        database_url: db.url.clone(),
+        database_url,
         shutdown: Some(tx),
-        _db: Some(db),
+        _db: db,
     }
 }
 

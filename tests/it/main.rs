@@ -14,6 +14,7 @@ mod concurrency;
 mod crash;
 mod device;
 mod docs;
+mod dpop;
 mod malformed;
 mod nodes;
 mod oauth;

@@ -62,6 +62,7 @@ pub async fn register_for(
         issue_refresh: None,
         device_flow: None,
         require_par: None,
+        dpop_bound: None,
     };
     let draft = input.validate(3600).expect("valid app");
     let (stored, secret) = app.store.create_app(owner_id, &draft, now).await.unwrap();
