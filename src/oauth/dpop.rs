@@ -21,10 +21,11 @@ use crate::domain::secret::sha256_hex;
 use crate::http::error::json_error;
 use crate::store::now;
 
-/// The proof's signing algorithms latchkey accepts (asymmetric only, RFC 9449 §4.2).
-pub const ALGS: [&str; 5] = ["ES256", "ES384", "EdDSA", "RS256", "PS256"];
+/// The proof's signing algorithms latchkey accepts (asymmetric only, RFC 9449 §4.2). Ed25519
+/// goes by both of its names: `EdDSA` (RFC 8037) and the fully specified `Ed25519` (RFC 9864).
+pub const ALGS: [&str; 6] = ["ES256", "ES384", "EdDSA", "Ed25519", "RS256", "PS256"];
 /// The `WWW-Authenticate` challenge for the DPoP scheme, naming [`ALGS`].
-pub const CHALLENGE: &str = "DPoP algs=\"ES256 ES384 EdDSA RS256 PS256\"";
+pub const CHALLENGE: &str = "DPoP algs=\"ES256 ES384 EdDSA Ed25519 RS256 PS256\"";
 /// Seconds a proof is accepted after its `iat`.
 pub const MAX_AGE: i64 = 60;
 /// Seconds a proof's `iat` may be ahead of this server's clock.
@@ -233,7 +234,7 @@ fn signed_claims(jwt: &str) -> Result<(String, Map<String, Value>), Refusal> {
         .and_then(Value::as_str)
         .filter(|a| ALGS.contains(a))
         .ok_or(Refusal::Invalid(
-            "the proof's alg must be one of ES256, ES384, EdDSA, RS256, PS256",
+            "the proof's alg must be one of ES256, ES384, EdDSA, Ed25519, RS256, PS256",
         ))?;
     let jwk = header
         .get("jwk")
@@ -308,7 +309,7 @@ impl PublicKey {
                     kind: KeyKind::Raw(verifier, point),
                 }
             }
-            ("EdDSA", "OKP") => {
+            ("EdDSA" | "Ed25519", "OKP") => {
                 let x = bytes("x")?;
                 if member("crv")? != "Ed25519" || x.len() != 32 {
                     return Err(BAD_KEY);
@@ -462,6 +463,11 @@ mod tests {
         assert!(!nonce_valid(&key, &nonce, 1_000_000 + 2 * NONCE_WINDOW));
         assert!(!nonce_valid(&[8u8; 32], &nonce, 1_000_000));
         assert!(!nonce_valid(&key, "AAAA", 1_000_000));
+    }
+
+    #[test]
+    fn the_challenge_names_every_alg() {
+        assert_eq!(CHALLENGE, format!("DPoP algs=\"{}\"", ALGS.join(" ")));
     }
 
     #[test]

@@ -22,8 +22,9 @@ function freePort() {
   });
 }
 
-/** A latchkey server with one user, `email`/`password`, already created through the CLI. */
-export async function startLatchkey({ email = "dev@example.com", password = "correct horse battery", admin = false } = {}) {
+/** A latchkey server with one user, `email`/`password`, already created through the CLI;
+ * `settings` are extra `LATCHKEY_*` variables. */
+export async function startLatchkey({ email = "dev@example.com", password = "correct horse battery", admin = false, settings = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "latchkey-browser-"));
   const port = await freePort();
   const env = {
@@ -31,6 +32,7 @@ export async function startLatchkey({ email = "dev@example.com", password = "cor
     LATCHKEY_DATABASE_URL: `sqlite://${join(dir, "latchkey.db")}?mode=rwc`,
     LATCHKEY_BIND: `127.0.0.1:${port}`,
     LATCHKEY_RATE_LIMITS: "off",
+    ...settings,
   };
   const args = ["user", "create", "--email", email, "--name", "Dev Person"];
   if (admin) args.push("--admin");
