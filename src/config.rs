@@ -79,6 +79,12 @@ pub struct Settings {
     #[arg(long, global = true, env = "LATCHKEY_TRUST_PROXY")]
     pub trust_proxy: Option<bool>,
 
+    /// Dynamic client registration at `/oauth/register` (RFC 7591): `off`, `open` (anyone; the
+    /// apps have no owner) or `token` (a personal access token with scope `apps`; the caller
+    /// owns the app) [default: off].
+    #[arg(long, global = true, env = "LATCHKEY_CLIENT_REGISTRATION")]
+    pub client_registration: Option<String>,
+
     /// `on` to require a server nonce in every DPoP proof (RFC 9449 §8), `off` to accept proofs
     /// without one [default: off].
     #[arg(long, global = true, env = "LATCHKEY_DPOP_NONCE")]
@@ -103,6 +109,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "LATCHKEY_CODE_TTL",
     "LATCHKEY_TRUST_PROXY",
     "LATCHKEY_DPOP_NONCE",
+    "LATCHKEY_CLIENT_REGISTRATION",
     // read by the test suite, not by the server
     "LATCHKEY_TEST_POSTGRES_URL",
     "LATCHKEY_TEST_REQUIRE_POSTGRES",
@@ -136,6 +143,17 @@ pub struct Config {
     pub trust_proxy: bool,
     /// Require a server nonce in DPoP proofs.
     pub dpop_nonce: bool,
+    pub client_registration: ClientRegistration,
+}
+
+/// Who may register apps at `/oauth/register`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRegistration {
+    Off,
+    /// Anyone; the apps have no owner and are marked as registered by software.
+    Open,
+    /// With a personal access token with scope `apps`; the token's user owns the app.
+    Token,
 }
 
 /// A setting that cannot be used; its `Display` is the one line printed at start.
@@ -173,6 +191,7 @@ impl Settings {
             code_ttl: self.code_ttl.or(file.code_ttl),
             trust_proxy: self.trust_proxy.or(file.trust_proxy),
             dpop_nonce: self.dpop_nonce.or(file.dpop_nonce),
+            client_registration: self.client_registration.or(file.client_registration),
         }
     }
 }
@@ -335,6 +354,22 @@ impl Config {
             code_ttl: ttl("code_ttl", settings.code_ttl, 60, 600)?,
             trust_proxy: settings.trust_proxy.unwrap_or(false),
             dpop_nonce: on_off("dpop_nonce", settings.dpop_nonce.as_deref(), false)?,
+            client_registration: match settings
+                .client_registration
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                None | Some("off") => ClientRegistration::Off,
+                Some("open") => ClientRegistration::Open,
+                Some("token") => ClientRegistration::Token,
+                Some(other) => {
+                    return Err(bad(
+                        "client_registration",
+                        format!("expected `off`, `open` or `token`, got `{other}`"),
+                    ));
+                }
+            },
         })
     }
 

@@ -183,6 +183,7 @@ consent-heading = Authorize { $app }?
 consent-unverified = This app has not been verified by the administrators of this server. Only authorize it if you trust its developer.
 consent-app = App
 consent-owner = Developer
+consent-registered-by-software = Registered by software: no account on this server stands behind this app
 consent-wants = This app will be able to:
 consent-authorize = Authorize
 consent-deny = Deny

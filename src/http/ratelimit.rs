@@ -179,6 +179,11 @@ pub struct Limits {
     /// The resource API, userinfo, the client API and heartbeat ingestion: per user, shared by
     /// all of the user's apps and tokens.
     pub api: Limiter,
+    /// Dynamic client registration: per client IP.
+    pub register: Limiter,
+    /// The token endpoints for an app registered by software (no owner): per app, a tenth
+    /// of `token`.
+    pub software: Limiter,
 }
 
 impl Limits {
@@ -196,6 +201,8 @@ impl Limits {
             login: limiter("login", config.login_rate_per_minute),
             token: limiter("token", config.token_rate_per_minute),
             api: limiter("api", config.api_rate_per_minute),
+            register: limiter("register", crate::oauth::REGISTRATIONS_PER_MINUTE),
+            software: limiter("software", (config.token_rate_per_minute / 10).max(1)),
             counter,
         }
     }

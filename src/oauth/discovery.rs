@@ -8,10 +8,12 @@ use serde_json::{Value, json};
 use super::error::OAuthError;
 use super::keys;
 use crate::app::AppState;
+use crate::config::{ClientRegistration, Config};
 use crate::domain::scope;
 
-pub fn metadata(issuer: &str) -> Value {
-    json!({
+pub fn metadata(config: &Config) -> Value {
+    let issuer = &config.issuer;
+    let mut metadata = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/oauth/authorize"),
         "token_endpoint": format!("{issuer}/oauth/token"),
@@ -41,7 +43,11 @@ pub fn metadata(issuer: &str) -> Value {
         "prompt_values_supported": ["none", "login", "consent"],
         "authorization_response_iss_parameter_supported": true,
         "ui_locales_supported": ["en", "ru"],
-    })
+    });
+    if config.client_registration != ClientRegistration::Off {
+        metadata["registration_endpoint"] = json!(format!("{issuer}/oauth/register"));
+    }
+    metadata
 }
 
 /// OpenID Connect Discovery 1.0 metadata.
@@ -50,7 +56,7 @@ pub fn metadata(issuer: &str) -> Value {
 pub async fn openid_configuration(State(state): State<AppState>) -> Response {
     (
         [(header::CACHE_CONTROL, "public, max-age=300")],
-        axum::Json(metadata(&state.config.issuer)),
+        axum::Json(metadata(&state.config)),
     )
         .into_response()
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod keys;
 mod par;
 pub mod params;
+mod register;
 mod revoke;
 mod schema;
 mod token;
@@ -21,6 +22,7 @@ use utoipa_axum::routes;
 use crate::app::AppState;
 
 pub use discovery::metadata;
+pub use register::REGISTRATIONS_PER_MINUTE;
 
 /// JSON endpoints (no CSRF cookie, no HTML error pages).
 pub fn api_router() -> OpenApiRouter<AppState> {
@@ -34,6 +36,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(device::device_authorization))
         .routes(routes!(revoke::introspect))
         .routes(routes!(par::push))
+        .routes(routes!(register::register))
+        .routes(routes!(register::read, register::replace, register::remove))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(userinfo::userinfo, userinfo::userinfo_post))

@@ -168,7 +168,8 @@ pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>
 /// secret (Basic or in the body, not both); public apps present only their `client_id`.
 ///
 /// Every request counts against its client IP's limit, and a confidential app's requests
-/// against the app's own once it has authenticated. A public app is not limited as a whole:
+/// against the app's own once it has authenticated (a tighter one for apps registered by
+/// software). A public app is not limited as a whole:
 /// anyone can name its `client_id`, so such a limit would let anyone lock out its users.
 pub async fn authenticate_client(state: &AppState, params: &Params) -> Result<App, OAuthError> {
     let limits = &state.limits.token;
@@ -182,6 +183,15 @@ pub async fn authenticate_client(state: &AppState, params: &Params) -> Result<Ap
             .check(&[&format!("app:{}", app.client_id)])
             .await
             .map_err(OAuthError::rate_limited)?;
+        // An app no person stands behind gets a tighter limit of its own.
+        if app.ownerless() {
+            state
+                .limits
+                .software
+                .check(&[&format!("app:{}", app.client_id)])
+                .await
+                .map_err(OAuthError::rate_limited)?;
+        }
     }
     Ok(app)
 }

@@ -184,6 +184,8 @@ pub struct Metadata {
     device_authorization_endpoint: String,
     introspection_endpoint: String,
     pushed_authorization_request_endpoint: String,
+    /// Dynamic client registration (RFC 7591), when this server allows it.
+    registration_endpoint: Option<String>,
     require_pushed_authorization_requests: bool,
     scopes_supported: Vec<String>,
     response_types_supported: Vec<String>,

@@ -30,15 +30,33 @@ pub struct App {
     pub require_par: bool,
     /// Every token must be DPoP-bound (RFC 9449 §5.2 `dpop_bound_access_tokens`).
     pub dpop_bound: bool,
+    /// Registered through `/oauth/register` (RFC 7591); managed with its registration token.
+    pub dynamic: bool,
+    /// The registration metadata latchkey keeps as given (logo, terms, contacts, software…).
+    pub client_metadata: serde_json::Map<String, serde_json::Value>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl App {
+    /// Registered by software, with no person behind it (open dynamic registration).
+    pub fn ownerless(&self) -> bool {
+        self.owner_id.is_none()
+    }
+}
+
+/// How a dynamically registered app came to be: its registration token and extra metadata.
+#[derive(Debug, Clone)]
+pub struct Registration<'a> {
+    pub token_hash: &'a str,
+    pub metadata: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 macro_rules! select_app {
     ($where:literal) => {
         concat!(
             "SELECT a.id, a.client_id, a.secret_hash, a.name, a.homepage_url, a.redirect_uris, a.scopes, \
-             a.confidential, a.verified, a.owner_id, a.access_token_ttl, a.issue_refresh, a.device_flow, a.require_par, a.dpop_bound, a.created_at, \
+             a.confidential, a.verified, a.owner_id, a.access_token_ttl, a.issue_refresh, a.device_flow, a.require_par, a.dpop_bound, a.dynamic, a.client_metadata, a.created_at, \
              a.updated_at, COALESCE(u.name, '') AS owner_name, COALESCE(u.email, '') AS owner_email \
              FROM apps a LEFT JOIN users u ON u.id = a.owner_id ",
             $where
@@ -65,6 +83,8 @@ fn app_from_row(row: &(impl Columns + ?Sized)) -> Result<App, sqlx::Error> {
         device_flow: row.int("device_flow")? != 0,
         require_par: row.int("require_par")? != 0,
         dpop_bound: row.int("dpop_bound")? != 0,
+        dynamic: row.int("dynamic")? != 0,
+        client_metadata: serde_json::from_str(&row.text("client_metadata")?).unwrap_or_default(),
         created_at: row.int("created_at")?,
         updated_at: row.int("updated_at")?,
     })
@@ -85,14 +105,38 @@ impl Store {
         draft: &AppDraft,
         now: i64,
     ) -> Result<(App, Option<Secret>), sqlx::Error> {
+        self.insert_app(Some(owner_id), draft, None, now).await
+    }
+
+    /// Register an app through dynamic client registration: maybe without an owner, with the
+    /// hash of its registration access token.
+    pub async fn register_app(
+        &self,
+        owner_id: Option<&str>,
+        draft: &AppDraft,
+        registration: &Registration<'_>,
+        now: i64,
+    ) -> Result<(App, Option<Secret>), sqlx::Error> {
+        self.insert_app(owner_id, draft, Some(registration), now)
+            .await
+    }
+
+    async fn insert_app(
+        &self,
+        owner_id: Option<&str>,
+        draft: &AppDraft,
+        registration: Option<&Registration<'_>>,
+        now: i64,
+    ) -> Result<(App, Option<Secret>), sqlx::Error> {
         let id = new_id();
         let secret = draft
             .confidential
             .then(|| secret::generate(TokenKind::ClientSecret));
         sqlx::query(
             "INSERT INTO apps (id, client_id, secret_hash, name, homepage_url, redirect_uris, scopes, confidential, \
-             owner_id, access_token_ttl, issue_refresh, created_at, updated_at, device_flow, require_par, dpop_bound) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15)",
+             owner_id, access_token_ttl, issue_refresh, created_at, updated_at, device_flow, require_par, dpop_bound, \
+             dynamic, registration_token_hash, client_metadata) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(&id)
         .bind(new_client_id())
@@ -109,10 +153,42 @@ impl Store {
         .bind(flag(draft.device_flow))
         .bind(flag(draft.require_par))
         .bind(flag(draft.dpop_bound))
+        .bind(flag(registration.is_some()))
+        .bind(registration.map(|r| r.token_hash))
+        .bind(
+            registration
+                .map(|r| serde_json::Value::Object(r.metadata.clone()).to_string())
+                .unwrap_or_else(|| "{}".into()),
+        )
         .execute(self.writer())
         .await?;
         let app = self.app_by_id(&id).await?.ok_or(sqlx::Error::RowNotFound)?;
         Ok((app, secret))
+    }
+
+    /// The dynamically registered app whose registration access token hashes to `hash`.
+    pub async fn app_by_registration_token(&self, hash: &str) -> Result<Option<App>, sqlx::Error> {
+        let row = sqlx::query(select_app!(
+            "WHERE a.registration_token_hash = $1 AND a.dynamic = 1"
+        ))
+        .bind(hash)
+        .fetch_optional(self.writer())
+        .await?;
+        row.as_ref().map(app_from_row).transpose()
+    }
+
+    /// Replace a dynamically registered app's extra metadata.
+    pub async fn set_client_metadata(
+        &self,
+        app_id: &str,
+        metadata: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE apps SET client_metadata = $1 WHERE id = $2")
+            .bind(serde_json::Value::Object(metadata.clone()).to_string())
+            .bind(app_id)
+            .execute(self.writer())
+            .await?;
+        Ok(())
     }
 
     pub async fn app_by_id(&self, id: &str) -> Result<Option<App>, sqlx::Error> {

@@ -29,7 +29,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, SqlSafeStr};
 
-pub use apps::{App, Revoked};
+pub use apps::{App, Registration, Revoked};
 pub use audit::{AuditEvent, AuditKind};
 pub use grants::Grant;
 pub use keys::SigningKey;
@@ -94,6 +94,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "dpop",
         include_str!("../../migrations/sqlite/0006_dpop.sql"),
     ),
+    (
+        7,
+        "registration",
+        include_str!("../../migrations/sqlite/0007_registration.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -125,6 +130,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "dpop",
         include_str!("../../migrations/postgres/0006_dpop.sql"),
+    ),
+    (
+        7,
+        "registration",
+        include_str!("../../migrations/postgres/0007_registration.sql"),
     ),
 ];
 

@@ -15,6 +15,7 @@ use utoipa_swagger_ui::Config;
 
 use super::render;
 use crate::app::AppState;
+use crate::config::ClientRegistration;
 use crate::domain::scope;
 use crate::http::{Ctx, PageError};
 
@@ -260,6 +261,24 @@ echo "$CODE_CHALLENGE""#
             format!(r#"curl -i "{i}/oauth/authorize?client_id=$CLIENT_ID&request_uri=$REQUEST_URI""#),
         ),
         ok(
+            "register",
+            format!(
+                r#"curl -X POST {i}/oauth/register \
+  -H "Authorization: Bearer $PAT" \
+  -H "Content-Type: application/json" \
+  -d '{{"client_name": "My Assistant", "redirect_uris": ["{r}"],
+       "token_endpoint_auth_method": "none", "grant_types": ["authorization_code", "refresh_token"],
+       "scope": "profile read"}}'"#
+            ),
+        ),
+        ok(
+            "register-read",
+            format!(
+                r#"curl {i}/oauth/register/$REGISTERED_CLIENT_ID \
+  -H "Authorization: Bearer $REGISTRATION_ACCESS_TOKEN""#
+            ),
+        ),
+        ok(
             "dpop",
             format!(
                 r#"# The app's key pair: keep dpop.pem, the tokens will be bound to it
@@ -341,6 +360,8 @@ struct GuidePage {
     token_rate: u32,
     api_rate: u32,
     dpop_nonce: bool,
+    /// `off`, `open` or `token`.
+    registration: &'static str,
     /// The DPoP proof algorithms, as a list for the text.
     dpop_algs: String,
     dpop_max_age: i64,
@@ -361,6 +382,11 @@ async fn guide(State(state): State<AppState>, ctx: Ctx) -> Result<Response, Page
         token_rate: config.token_rate_per_minute,
         api_rate: config.api_rate_per_minute,
         dpop_nonce: config.dpop_nonce,
+        registration: match config.client_registration {
+            ClientRegistration::Off => "off",
+            ClientRegistration::Open => "open",
+            ClientRegistration::Token => "token",
+        },
         dpop_algs: crate::oauth::dpop::ALGS.join(", "),
         dpop_max_age: crate::oauth::dpop::MAX_AGE,
         ctx,

@@ -159,6 +159,23 @@ impl Reader<'_> {
                 pushed["request_uri"].as_str().unwrap().to_owned(),
             );
         }
+        if uses("REGISTRATION_ACCESS_TOKEN") {
+            let response = reqwest::Client::new()
+                .post(self.app.url("/oauth/register"))
+                .bearer_auth(&self.pat)
+                .json(&json!({"client_name": "Guide", "redirect_uris": [REDIRECT]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED);
+            let info: Value = response.json().await.unwrap();
+            for (var, field) in [
+                ("REGISTRATION_ACCESS_TOKEN", "registration_access_token"),
+                ("REGISTERED_CLIENT_ID", "client_id"),
+            ] {
+                vars.insert(var, info[field].as_str().unwrap().to_owned());
+            }
+        }
         if uses("API_KEY") {
             let (status, key) = self
                 .app
@@ -210,7 +227,8 @@ fn run(app: &TestApp, command: &str, vars: &BTreeMap<&'static str, String>) -> (
 
 on_both_backends! {
     async fn every_example_in_the_guide_runs_and_succeeds(backend) {
-        let app = spawn_app(&backend).await;
+        // Registration with a personal access token, as the guide shows it.
+        let app = spawn_app_with(&backend, |s| s.client_registration = Some("token".into())).await;
         let browser = app.signed_in(USER).await;
         let user = app.store.user_by_email(USER).await.unwrap().unwrap();
         let scopes = latchkey::domain::scope::Scopes::parse("apps profile read", &latchkey::domain::scope::PAT_SCOPES).unwrap();
@@ -261,7 +279,7 @@ on_both_backends! {
             ran.push(example.id.clone());
         }
         // The examples really exercised the flows: a few answers the guide promises.
-        for id in ["dpop", "par-push", "par-authorize", "create-app", "token-form", "token-json", "token-public", "refresh", "device-poll", "heartbeat", "hours", "verify-cli", "pat-cli"] {
+        for id in ["dpop", "register", "register-read", "par-push", "par-authorize", "create-app", "token-form", "token-json", "token-public", "refresh", "device-poll", "heartbeat", "hours", "verify-cli", "pat-cli"] {
             assert!(ran.iter().any(|r| r == id), "{id} ran");
         }
     }

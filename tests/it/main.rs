@@ -25,6 +25,7 @@ mod ops;
 mod pages;
 mod par;
 mod process;
+mod registration;
 mod settings;
 mod setup;
 mod store;
