@@ -52,6 +52,33 @@ pub enum Command {
     /// OAuth tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Resource servers: the audiences tokens may be restricted to (RFC 8707).
+    #[command(subcommand)]
+    Resource(ResourceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ResourceCommand {
+    /// Register a resource server.
+    Create {
+        /// The audience of its tokens, an absolute URI (what apps send as `resource`).
+        #[arg(long)]
+        identifier: String,
+        #[arg(long)]
+        name: String,
+        /// Issue its access tokens as JWTs (RFC 9068) signed with the provider keys.
+        #[arg(long)]
+        jwt: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List resource servers.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a resource server (by ID or identifier).
+    Delete { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +242,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pat(cmd) => pat_command(&store, cmd).await,
         Command::Keys(cmd) => keys_command(&store, cmd).await,
         Command::Token(cmd) => token_command(&store, cmd).await,
+        Command::Resource(cmd) => resource_command(&store, cmd).await,
     }
 }
 
@@ -635,6 +663,63 @@ async fn keys_command(store: &Store, cmd: KeysCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn resource_json(server: &crate::store::resources::ResourceServer) -> serde_json::Value {
+    json!({
+        "id": server.id,
+        "identifier": server.identifier,
+        "name": server.name,
+        "token_format": if server.jwt { "jwt" } else { "opaque" },
+        "created_at": crate::api::rfc3339(server.created_at),
+    })
+}
+
+async fn resource_command(store: &Store, cmd: ResourceCommand) -> anyhow::Result<()> {
+    match cmd {
+        ResourceCommand::Create {
+            identifier,
+            name,
+            jwt,
+            json,
+        } => {
+            let (identifier, name) = crate::domain::resource::validate(&identifier, &name)
+                .map_err(|e| anyhow::anyhow!("{}", crate::i18n::Lang::En.t(e.message)))?;
+            let Some(server) = store
+                .create_resource_server(&identifier, &name, jwt, now())
+                .await?
+            else {
+                bail!("a resource server with identifier {identifier} already exists");
+            };
+            if json {
+                println!("{}", resource_json(&server));
+            } else {
+                println!("resource server {} ({})", server.identifier, server.id);
+            }
+        }
+        ResourceCommand::List { json } => {
+            let servers = store.resource_servers().await?;
+            if json {
+                let list: Vec<_> = servers.iter().map(resource_json).collect();
+                println!("{}", json!({ "resource_servers": list }));
+            } else {
+                for server in &servers {
+                    let format = if server.jwt { "jwt" } else { "opaque" };
+                    println!(
+                        "{}  {}  {}  {}",
+                        server.id, server.identifier, format, server.name
+                    );
+                }
+            }
+        }
+        ResourceCommand::Delete { id } => {
+            if !store.delete_resource_server(&id).await? {
+                bail!("no resource server {id}");
+            }
+            println!("{}", json!({"deleted": id}));
+        }
+    }
+    Ok(())
+}
+
 async fn token_command(store: &Store, cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Revoke { token } => {
@@ -659,7 +744,7 @@ async fn token_command(store: &Store, cmd: TokenCommand) -> anyhow::Result<()> {
                 .token_info(&secret, now())
                 .await?
                 .context("no such token")?;
-            let revoked = store.revoke_token(&info, &secret, now()).await?;
+            let revoked = store.revoke_token(&info, &secret.hash(), now()).await?;
             println!("{}", json!({"revoked": revoked}));
         }
     }

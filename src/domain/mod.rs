@@ -5,6 +5,7 @@ pub mod app;
 pub mod device;
 pub mod password;
 pub mod pkce;
+pub mod resource;
 pub mod scope;
 pub mod seal;
 pub mod secret;

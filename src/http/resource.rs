@@ -80,8 +80,9 @@ pub async fn access_token_user(
         .token_with_user(token, t)
         .await?
         .ok_or(Refused::InvalidToken)?;
-    // `active` is false for a disabled user's token too.
-    if !info.active || info.kind != "access" {
+    // `active` is false for a disabled user's token too. A token for another resource server
+    // (RFC 8707) is not for this API.
+    if !info.active || info.kind != "access" || info.audience.is_some() {
         return Err(Refused::InvalidToken);
     }
     match (&info.dpop_jkt, scheme) {

@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The parameters an authorization request may carry, each at most once.
-pub(super) const PARAMS: [&str; 11] = [
+pub(super) const PARAMS: [&str; 12] = [
     "response_type",
     "client_id",
     "redirect_uri",
@@ -44,6 +44,7 @@ pub(super) const PARAMS: [&str; 11] = [
     "prompt",
     "max_age",
     "dpop_jkt",
+    "resource",
 ];
 
 /// A request that passed every check that does not need the user.
@@ -62,6 +63,8 @@ pub(super) struct Valid {
     max_age: Option<i64>,
     /// The DPoP key the code will be bound to (RFC 9449 §10).
     dpop_jkt: Option<String>,
+    /// The resource server the tokens will be for (RFC 8707).
+    resource: Option<String>,
     /// The request's own parameters, carried through sign-in and the consent form.
     pub(super) raw: Vec<(String, String)>,
     /// Set when the parameters came from a pushed request (RFC 9126).
@@ -305,6 +308,21 @@ pub(super) async fn validate(
             "dpop_jkt must be a JWK SHA-256 thumbprint",
         ));
     }
+    let resource = match map.get("resource") {
+        None => None,
+        Some(r) => Some(
+            super::token::resource_server(state, r)
+                .await
+                .map_err(|_| fail(ErrorCode::ServerError, "internal error"))?
+                .ok_or_else(|| {
+                    fail(
+                        ErrorCode::InvalidTarget,
+                        "resource is not a resource server of this provider",
+                    )
+                })?
+                .identifier,
+        ),
+    };
     let max_age = match map.get("max_age") {
         None | Some(&"") => None,
         Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
@@ -325,6 +343,7 @@ pub(super) async fn validate(
         prompt,
         max_age,
         dpop_jkt,
+        resource,
         raw: raw
             .into_iter()
             .filter(|(k, _)| PARAMS.contains(&k.as_str()))
@@ -552,6 +571,7 @@ async fn issue_code(
         nonce: valid.nonce.clone(),
         auth_time: ctx.auth_time.unwrap_or(t),
         dpop_jkt: valid.dpop_jkt.clone(),
+        resource: valid.resource.clone(),
     };
     let ttl = i64::try_from(state.config.code_ttl.as_secs()).unwrap_or(60);
     let code = state

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::authorize::ConsentPage;
 use super::error::{ErrorCode, OAuthError};
 use super::params::{Params, authenticate_client};
-use super::token::{id_token, invalid_grant, refresh_ttl, success};
+use super::token::{Identity, answer, invalid_grant, refresh_ttl};
 use crate::app::AppState;
 use crate::domain::device::{display, generate_user_code, normalize};
 use crate::domain::scope::{self, Scopes};
@@ -145,9 +145,12 @@ pub async fn poll(
     let (code, description) = match outcome {
         PollOutcome::Issued(pair) => {
             let (issued, device) = *pair;
-            let id_token =
-                id_token(state, app, &device.user_id, device.auth_time, None, &issued).await?;
-            return Ok(success(&issued, id_token));
+            let who = Identity {
+                user_id: &device.user_id,
+                auth_time: device.auth_time,
+                nonce: None,
+            };
+            return answer(state, app, &issued, Some(who)).await;
         }
         PollOutcome::Pending => (
             ErrorCode::AuthorizationPending,

@@ -22,6 +22,8 @@ pub enum ErrorCode {
     AuthorizationPending,
     SlowDown,
     ExpiredToken,
+    /// RFC 8707 §2: the resource is unknown or not allowed here.
+    InvalidTarget,
     /// RFC 9449 §5: the DPoP proof is missing where required, or wrong.
     InvalidDpopProof,
     /// RFC 9449 §8: retry with the server's nonce (sent in `DPoP-Nonce`).
@@ -48,6 +50,7 @@ impl ErrorCode {
             ErrorCode::AuthorizationPending => "authorization_pending",
             ErrorCode::SlowDown => "slow_down",
             ErrorCode::ExpiredToken => "expired_token",
+            ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
             ErrorCode::UseDpopNonce => "use_dpop_nonce",
             ErrorCode::RateLimited => "rate_limited",

@@ -99,8 +99,13 @@ pub async fn jwks(store: &Store) -> anyhow::Result<JwkSet> {
 }
 
 impl KeyCache {
-    /// Sign `claims` as a JWT with the active key.
-    pub async fn sign<T: Serialize>(&self, store: &Store, claims: &T) -> anyhow::Result<String> {
+    /// Sign `claims` as a JWT of type `typ` (`JWT`, `at+jwt`) with the active key.
+    pub async fn sign<T: Serialize>(
+        &self,
+        store: &Store,
+        claims: &T,
+        typ: &str,
+    ) -> anyhow::Result<String> {
         let key = match store.active_signing_key().await? {
             Some(key) => key,
             None => {
@@ -123,7 +128,7 @@ impl KeyCache {
             }
         };
         let b64 = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "kid": key.kid});
+        let header = serde_json::json!({"typ": typ, "alg": "RS256", "kid": key.kid});
         let mut jwt = b64.encode(serde_json::to_vec(&header)?);
         jwt.push('.');
         jwt.push_str(&b64.encode(serde_json::to_vec(claims)?));
@@ -139,4 +144,37 @@ impl KeyCache {
         jwt.push_str(&b64.encode(signature));
         Ok(jwt)
     }
+}
+
+/// The claims of a JWT this provider signed with one of its published keys, with header `typ`;
+/// `None` for anything else. Expiry is not checked here: callers look the token up.
+pub async fn verified_claims(
+    store: &Store,
+    jwt: &str,
+    typ: &str,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let Ok(header) = jsonwebtoken::decode_header(jwt) else {
+        return Ok(None);
+    };
+    if header.alg != Algorithm::RS256 || header.typ.as_deref() != Some(typ) {
+        return Ok(None);
+    }
+    let Some(jwk) = jwks(store)
+        .await?
+        .keys
+        .into_iter()
+        .find(|k| k.common.key_id.is_some() && k.common.key_id == header.kid)
+    else {
+        return Ok(None);
+    };
+    let key = jsonwebtoken::DecodingKey::from_jwk(&jwk)?;
+    let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    Ok(
+        jsonwebtoken::decode::<serde_json::Value>(jwt, &key, &validation)
+            .ok()
+            .map(|data| data.claims),
+    )
 }

@@ -37,7 +37,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke::introspect))
         .routes(routes!(par::push))
         .routes(routes!(register::register))
-        .routes(routes!(register::read, register::replace, register::remove))
+        .routes(routes!(
+            register::read_registration,
+            register::replace_registration,
+            register::delete_registration
+        ))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(userinfo::userinfo, userinfo::userinfo_post))

@@ -459,7 +459,7 @@ async fn registered(
         (status = 200, description = "The app's metadata (never its secret)", body = ClientInformation),
         (status = 401, description = "`invalid_token`", body = crate::api::openapi::ErrorBody),
     ))]
-pub async fn read(
+pub async fn read_registration(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
     parts: Parts,
@@ -483,7 +483,7 @@ pub async fn read(
         (status = 401, description = "`invalid_token`", body = crate::api::openapi::ErrorBody),
         (status = 415, description = "Not JSON", body = crate::api::openapi::ErrorBody),
     ))]
-pub async fn replace(
+pub async fn replace_registration(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
     parts: Parts,
@@ -536,7 +536,7 @@ pub async fn replace(
         (status = 204, description = "Deleted"),
         (status = 401, description = "`invalid_token`", body = crate::api::openapi::ErrorBody),
     ))]
-pub async fn remove(
+pub async fn delete_registration(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
     parts: Parts,

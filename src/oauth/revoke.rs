@@ -8,13 +8,24 @@ use serde_json::json;
 use super::error::{ErrorCode, OAuthError};
 use super::params::{Params, authenticate_client};
 use crate::app::AppState;
-use crate::domain::secret::{self, Secret, TokenKind};
+use crate::domain::secret::{self, TokenKind};
 use crate::store::now;
 
-/// An access or refresh token by its value (personal access tokens are not OAuth tokens here).
-fn oauth_token(text: &str) -> Option<Secret> {
-    secret::parse(TokenKind::AccessToken, text)
+/// The stored hash of an access or refresh token, from its value: an opaque token, or a JWT
+/// access token (RFC 9068) this provider signed, whose `jti` is that hash. Personal access
+/// tokens are not OAuth tokens here.
+async fn token_hash(state: &AppState, text: &str) -> Result<Option<String>, OAuthError> {
+    if let Some(token) = secret::parse(TokenKind::AccessToken, text)
         .or_else(|| secret::parse(TokenKind::RefreshToken, text))
+    {
+        return Ok(Some(token.hash()));
+    }
+    let claims = super::keys::verified_claims(&state.store, text, "at+jwt").await?;
+    Ok(claims.and_then(|c| {
+        (c["iss"] == state.config.issuer.as_str())
+            .then(|| c["jti"].as_str().map(str::to_owned))
+            .flatten()
+    }))
 }
 
 /// Answers 200 whatever the token was (RFC 7009 §2.2), and never touches another app's token.
@@ -39,11 +50,11 @@ pub async fn revoke(State(state): State<AppState>, params: Params) -> Result<Res
             "token_type_hint must be access_token or refresh_token",
         ));
     }
-    if let Some(token) = oauth_token(text)
-        && let Some(info) = state.store.token_info(&token, now()).await?
+    if let Some(hash) = token_hash(&state, text).await?
+        && let Some(info) = state.store.token_info_by_hash(&hash, now()).await?
         && info.app_id == app.id
     {
-        state.store.revoke_token(&info, &token, now()).await?;
+        state.store.revoke_token(&info, &hash, now()).await?;
     }
     Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(json!({}))).into_response())
 }
@@ -78,10 +89,10 @@ pub async fn introspect(
         )
             .into_response()
     };
-    let Some(token) = oauth_token(text) else {
+    let Some(hash) = token_hash(&state, text).await? else {
         return Ok(inactive());
     };
-    let Some(info) = state.store.token_info(&token, now()).await? else {
+    let Some(info) = state.store.token_info_by_hash(&hash, now()).await? else {
         return Ok(inactive());
     };
     if !info.active {
@@ -99,6 +110,9 @@ pub async fn introspect(
         "iat": info.created_at,
         "iss": state.config.issuer,
     });
+    if let Some(audience) = &info.audience {
+        body["aud"] = json!(audience);
+    }
     // RFC 9449 §6.2: the key the token is bound to.
     if let Some(jkt) = &info.dpop_jkt {
         body["cnf"] = json!({ "jkt": jkt });

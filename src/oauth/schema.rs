@@ -28,6 +28,8 @@ pub struct TokenRequest {
     scope: Option<String>,
     /// device_code: the code from `/oauth/device/code`.
     device_code: Option<String>,
+    /// The resource server the tokens are for (RFC 8707): one registered on this provider.
+    resource: Option<String>,
 }
 
 /// A token answer (RFC 6749 §5.1).
@@ -71,6 +73,8 @@ pub struct PushedAuthorizationRequest {
     /// Bind the code to this DPoP key thumbprint (RFC 9449 §10); a `DPoP` header here does the
     /// same.
     dpop_jkt: Option<String>,
+    /// The resource server the tokens will be for (RFC 8707).
+    resource: Option<String>,
 }
 
 /// RFC 9126 §2.2.
@@ -117,6 +121,8 @@ pub struct Introspection {
     token_type: Option<String>,
     /// For a DPoP-bound token: `{"jkt": thumbprint}` of its key (RFC 9449 §6.2).
     cnf: Option<Confirmation>,
+    /// The resource server the token is for (RFC 8707); absent for latchkey's own API.
+    aud: Option<String>,
     iat: Option<i64>,
     exp: Option<i64>,
     iss: Option<String>,
@@ -234,7 +240,8 @@ use crate::api::openapi::ErrorBody;
 pub enum OAuthErrors {
     /// `invalid_request`, `invalid_grant`, `invalid_scope`, `unsupported_grant_type`,
     /// `unsupported_token_type`, `unauthorized_client`, or a device-flow answer
-    /// (`authorization_pending`, `slow_down`, `access_denied`, `expired_token`), or a DPoP
+    /// (`authorization_pending`, `slow_down`, `access_denied`, `expired_token`),
+    /// `invalid_target` (an unknown resource, or not the one granted), or a DPoP
     /// refusal (`invalid_dpop_proof`; `use_dpop_nonce` with the nonce in `DPoP-Nonce`).
     #[response(status = 400)]
     BadRequest(ErrorBody),

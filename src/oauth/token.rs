@@ -16,6 +16,7 @@ use crate::app::AppState;
 use crate::domain::pkce;
 use crate::domain::scope::{self, Scopes};
 use crate::domain::secret::{self, TokenKind};
+use crate::store::resources::ResourceServer;
 use crate::store::tokens::{
     Binding, CodeOutcome, Issue, IssueSpec, Issued, RefreshOutcome, Rotation,
 };
@@ -91,12 +92,36 @@ async fn binding(state: &AppState, app: &App, params: &Params) -> Result<Binding
             "this app's tokens are DPoP-bound: send a DPoP proof",
         ));
     }
+    // RFC 8707 §2.2: the resource the tokens are for, one of this provider's.
+    let audience = match params.get("resource") {
+        None => None,
+        Some(asked) => Some(
+            resource_server(state, asked)
+                .await?
+                .ok_or_else(|| {
+                    OAuthError::new(
+                        ErrorCode::InvalidTarget,
+                        "resource is not a resource server of this provider",
+                    )
+                })?
+                .identifier,
+        ),
+    };
     Ok(Binding {
         dpop_jkt: proof.map(|p| p.jkt),
         // RFC 9449 §5: a public app's refresh token is bound too (a confidential app's is
         // already bound to its credentials).
         bind_refresh: !app.confidential,
+        audience,
     })
+}
+
+/// The resource server named exactly `identifier`.
+pub(super) async fn resource_server(
+    state: &AppState,
+    identifier: &str,
+) -> Result<Option<ResourceServer>, sqlx::Error> {
+    state.store.resource_server(identifier).await
 }
 
 /// `at_hash`: the left half of SHA-256 of the access token, base64url (OpenID Connect §3.1.3.6).
@@ -119,21 +144,28 @@ struct IdTokenClaims<'a> {
     at_hash: String,
 }
 
-/// An ID token for `user_id` when the tokens carry `openid` (OpenID Connect Core §2).
-pub(super) async fn id_token(
+/// Whose tokens an ID token speaks for: the user, when they signed in, the request's nonce.
+pub(super) struct Identity<'a> {
+    pub user_id: &'a str,
+    pub auth_time: i64,
+    pub nonce: Option<&'a str>,
+}
+
+/// An ID token when the tokens carry `openid` (OpenID Connect Core §2); `access` is the access
+/// token as the client gets it (for `at_hash`).
+async fn id_token(
     state: &AppState,
     app: &App,
-    user_id: &str,
-    auth_time: i64,
-    nonce: Option<&str>,
+    who: &Identity<'_>,
     issued: &Issued,
+    access: &str,
 ) -> Result<Option<String>, OAuthError> {
     if !issued.scopes.contains("openid") {
         return Ok(None);
     }
     let user = state
         .store
-        .user_by_id(user_id)
+        .user_by_id(who.user_id)
         .await?
         .ok_or_else(|| invalid_grant("unknown user"))?;
     let t = now();
@@ -144,17 +176,76 @@ pub(super) async fn id_token(
         azp: &app.client_id,
         exp: t + 3600,
         iat: t,
-        auth_time,
-        nonce,
-        at_hash: at_hash(issued.access.expose()),
+        auth_time: who.auth_time,
+        nonce: who.nonce,
+        at_hash: at_hash(access),
     };
-    Ok(Some(state.keys.sign(&state.store, &claims).await?))
+    Ok(Some(state.keys.sign(&state.store, &claims, "JWT").await?))
 }
 
-/// The success response of RFC 6749 §5.1 with latchkey's `created_at`.
-pub(super) fn success(issued: &Issued, id_token: Option<String>) -> Response {
+/// RFC 9068 §2.2: the claims of a JWT access token.
+#[derive(Serialize)]
+struct AccessTokenClaims<'a> {
+    iss: &'a str,
+    exp: i64,
+    aud: &'a str,
+    /// The user, or the app itself for a client-credentials token.
+    sub: &'a str,
+    client_id: &'a str,
+    iat: i64,
+    /// The SHA-256 of the opaque token stored for it: what revocation and introspection find.
+    jti: String,
+    scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<serde_json::Value>,
+}
+
+/// The access token as the client gets it: the opaque token, or, for a resource server that
+/// asked for them, a JWT (RFC 9068, `typ: at+jwt`) signed with the provider keys.
+async fn presented_access(
+    state: &AppState,
+    app: &App,
+    issued: &Issued,
+) -> Result<String, OAuthError> {
+    let opaque = issued.access.expose().to_owned();
+    let Some(audience) = &issued.audience else {
+        return Ok(opaque);
+    };
+    let jwt = resource_server(state, audience)
+        .await?
+        .is_some_and(|server| server.jwt);
+    if !jwt {
+        return Ok(opaque);
+    }
+    let claims = AccessTokenClaims {
+        iss: &state.config.issuer,
+        exp: issued.access_expires_at,
+        aud: audience,
+        sub: issued.user_id.as_deref().unwrap_or(&app.client_id),
+        client_id: &app.client_id,
+        iat: issued.created_at,
+        jti: issued.access.hash(),
+        scope: issued.scopes.to_string(),
+        cnf: issued.dpop_jkt.as_ref().map(|jkt| json!({ "jkt": jkt })),
+    };
+    Ok(state.keys.sign(&state.store, &claims, "at+jwt").await?)
+}
+
+/// The success response of RFC 6749 §5.1 with latchkey's `created_at`, an ID token when
+/// `identity` is given and `openid` was granted.
+pub(super) async fn answer(
+    state: &AppState,
+    app: &App,
+    issued: &Issued,
+    identity: Option<Identity<'_>>,
+) -> Result<Response, OAuthError> {
+    let access = presented_access(state, app, issued).await?;
+    let id_token = match identity {
+        Some(who) => id_token(state, app, &who, issued, &access).await?,
+        None => None,
+    };
     let mut body = json!({
-        "access_token": issued.access.expose(),
+        "access_token": access,
         "token_type": if issued.dpop_jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": (issued.access_expires_at - now()).max(0),
         "scope": issued.scopes.to_string(),
@@ -166,14 +257,14 @@ pub(super) fn success(issued: &Issued, id_token: Option<String>) -> Response {
     if let Some(id_token) = id_token {
         body["id_token"] = Value::from(id_token);
     }
-    (
+    Ok((
         [
             (header::CACHE_CONTROL, "no-store"),
             (header::PRAGMA, "no-cache"),
         ],
         axum::Json(body),
     )
-        .into_response()
+        .into_response())
 }
 
 pub(super) fn refresh_ttl(state: &AppState, app: &App) -> Option<i64> {
@@ -235,6 +326,21 @@ async fn authorization_code(
                     "the code is bound to another DPoP key (dpop_jkt)",
                 ));
             }
+            // RFC 8707 §2.2: the tokens are for the resource the authorization request named;
+            // the token request may repeat it, not name another.
+            let audience = match (&binding.audience, &grant.resource) {
+                (Some(asked), Some(granted)) if asked != granted => {
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidTarget,
+                        "resource is not the one the authorization request named",
+                    ));
+                }
+                (asked, granted) => asked.clone().or_else(|| granted.clone()),
+            };
+            let binding = Binding {
+                audience,
+                ..binding
+            };
             Ok(IssueSpec {
                 scopes: grant.scopes.clone(),
                 access_ttl,
@@ -246,16 +352,12 @@ async fn authorization_code(
     match outcome {
         CodeOutcome::Issued(issued_pair) => {
             let (grant, issued) = *issued_pair;
-            let id_token = id_token(
-                state,
-                app,
-                &grant.user_id,
-                grant.auth_time,
-                grant.nonce.as_deref(),
-                &issued,
-            )
-            .await?;
-            Ok(success(&issued, id_token))
+            let who = Identity {
+                user_id: &grant.user_id,
+                auth_time: grant.auth_time,
+                nonce: grant.nonce.as_deref(),
+            };
+            answer(state, app, &issued, Some(who)).await
         }
         CodeOutcome::Refused(e) => Err(e),
         CodeOutcome::Replayed { revoked } => {
@@ -309,8 +411,12 @@ async fn refresh_token(
         .await?
     {
         RefreshOutcome::Rotated(issued) | RefreshOutcome::Retried(issued) => {
-            Ok(success(&issued, None))
+            answer(state, app, &issued, None).await
         }
+        RefreshOutcome::OtherResource => Err(OAuthError::new(
+            ErrorCode::InvalidTarget,
+            "the refresh token is for another resource",
+        )),
         RefreshOutcome::KeyMismatch => Err(OAuthError::new(
             ErrorCode::InvalidDpopProof,
             "the refresh token is bound to a DPoP key: send a proof made with that key",
@@ -381,5 +487,5 @@ async fn client_credentials(
             now(),
         )
         .await?;
-    Ok(success(&issued, None))
+    answer(state, app, &issued, None).await
 }

@@ -35,6 +35,7 @@ pub enum AuditKind {
     CodeReplay,
     RefreshReuse,
     ApiKeyRegenerated,
+    ResourceServerChanged,
 }
 
 impl AuditKind {
@@ -66,6 +67,7 @@ impl AuditKind {
             AuditKind::CodeReplay => "code_replay",
             AuditKind::RefreshReuse => "refresh_reuse",
             AuditKind::ApiKeyRegenerated => "api_key_regenerated",
+            AuditKind::ResourceServerChanged => "resource_server_changed",
         }
     }
 }

@@ -14,6 +14,7 @@ mod par;
 mod pats;
 mod rate;
 mod reader;
+pub mod resources;
 mod sessions;
 pub mod setup;
 pub mod tokens;
@@ -99,6 +100,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "registration",
         include_str!("../../migrations/sqlite/0007_registration.sql"),
     ),
+    (
+        8,
+        "resources",
+        include_str!("../../migrations/sqlite/0008_resources.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -135,6 +141,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "registration",
         include_str!("../../migrations/postgres/0007_registration.sql"),
+    ),
+    (
+        8,
+        "resources",
+        include_str!("../../migrations/postgres/0008_resources.sql"),
     ),
 ];
 

@@ -28,6 +28,8 @@ pub struct CodeGrant {
     pub auth_time: i64,
     /// The DPoP key the code is bound to (`dpop_jkt`, RFC 9449 §10).
     pub dpop_jkt: Option<String>,
+    /// The resource the authorization request named (RFC 8707).
+    pub resource: Option<String>,
 }
 
 /// What to issue.
@@ -43,13 +45,15 @@ pub struct Issue<'a> {
     pub binding: &'a Binding,
 }
 
-/// The DPoP key (RFC 9449) new tokens are bound to, if any.
+/// What new tokens are bound to: a DPoP key (RFC 9449) and an audience (RFC 8707).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Binding {
     /// The key's thumbprint; the access token is bound to it.
     pub dpop_jkt: Option<String>,
     /// Bind the refresh token to that key too (public apps, RFC 9449 §5).
     pub bind_refresh: bool,
+    /// The resource server the tokens are for; `None`: latchkey's own API.
+    pub audience: Option<String>,
 }
 
 /// What to issue for a redeemed code (the code itself says for whom).
@@ -71,6 +75,9 @@ pub struct Issued {
     pub created_at: i64,
     /// The DPoP key the access token is bound to (`token_type: DPoP`).
     pub dpop_jkt: Option<String>,
+    /// The resource server the tokens are for.
+    pub audience: Option<String>,
+    pub user_id: Option<String>,
 }
 
 /// The outcome of presenting an authorization code.
@@ -102,6 +109,8 @@ pub enum RefreshOutcome {
     ScopeTooWide,
     /// The token is bound to a DPoP key the request did not prove.
     KeyMismatch,
+    /// Asked for a resource the grant is not for.
+    OtherResource,
     Invalid,
 }
 
@@ -120,6 +129,8 @@ pub struct TokenInfo {
     pub active: bool,
     /// The DPoP key the token is bound to.
     pub dpop_jkt: Option<String>,
+    /// The resource server the token is for (`None`: latchkey's own API).
+    pub audience: Option<String>,
 }
 
 /// How long a retried refresh gets the same successor instead of tripping reuse detection.
@@ -134,6 +145,10 @@ struct SealedPair {
     created_at: i64,
     #[serde(default)]
     dpop_jkt: Option<String>,
+    #[serde(default)]
+    audience: Option<String>,
+    #[serde(default)]
+    user_id: Option<String>,
 }
 
 /// The key that seals a refresh token's successor: derived from the token itself (domain
@@ -150,6 +165,8 @@ fn seal_pair(refresh: &Secret, pair: &Issued) -> Option<Vec<u8>> {
         scopes: pair.scopes.to_string(),
         created_at: pair.created_at,
         dpop_jkt: pair.dpop_jkt.clone(),
+        audience: pair.audience.clone(),
+        user_id: pair.user_id.clone(),
     })
     .ok()?;
     seal::seal(&successor_key(refresh), &plain)
@@ -167,6 +184,8 @@ fn unseal_pair(refresh: &Secret, sealed: &[u8]) -> Option<Issued> {
         scopes: Scopes::from_stored(&pair.scopes),
         created_at: pair.created_at,
         dpop_jkt: pair.dpop_jkt,
+        audience: pair.audience,
+        user_id: pair.user_id,
     })
 }
 
@@ -179,7 +198,7 @@ pub(super) async fn insert_tokens<E: Exec>(
     now: i64,
 ) -> Result<Issued, sqlx::Error> {
     const INSERT: &str = "INSERT INTO tokens (token_hash, kind, app_id, user_id, grant_id, family_id, \
-         code_hash, scopes, created_at, expires_at, dpop_jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+         code_hash, scopes, created_at, expires_at, dpop_jkt, audience) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
     let scopes = issue.scopes.to_string();
     let mut insert = async |token: &Secret, kind: &str, expires_at: i64, jkt: Option<&str>| {
         let hash = token.hash();
@@ -197,6 +216,7 @@ pub(super) async fn insert_tokens<E: Exec>(
                 now.into(),
                 expires_at.into(),
                 jkt.into(),
+                issue.binding.audience.as_deref().into(),
             ],
         )
         .await
@@ -221,6 +241,8 @@ pub(super) async fn insert_tokens<E: Exec>(
         scopes: issue.scopes.clone(),
         created_at: now,
         dpop_jkt: jkt.map(str::to_owned),
+        audience: issue.binding.audience.clone(),
+        user_id: issue.user_id.map(str::to_owned),
     })
 }
 
@@ -228,7 +250,7 @@ pub(super) async fn insert_tokens<E: Exec>(
 macro_rules! token_columns {
     () => {
         "SELECT t.kind, t.app_id, a.client_id, t.user_id, t.grant_id, t.family_id, t.scopes, \
-         t.created_at AS token_created_at, t.expires_at, t.revoked_at, t.rotated_at, t.dpop_jkt"
+         t.created_at AS token_created_at, t.expires_at, t.revoked_at, t.rotated_at, t.dpop_jkt, t.audience"
     };
 }
 
@@ -249,6 +271,7 @@ fn token_info_from_row(row: &(impl Columns + ?Sized), now: i64) -> Result<TokenI
             && expires_at.is_none_or(|e| e > now)
             && row.int("disabled")? == 0,
         dpop_jkt: row.opt_text("dpop_jkt")?,
+        audience: row.opt_text("audience")?,
     })
 }
 
@@ -323,6 +346,15 @@ impl Store {
         token: &Secret,
         now: i64,
     ) -> Result<Option<TokenInfo>, sqlx::Error> {
+        self.token_info_by_hash(&token.hash(), now).await
+    }
+
+    /// Any token by the SHA-256 of its value (a JWT access token's `jti`).
+    pub async fn token_info_by_hash(
+        &self,
+        hash: &str,
+        now: i64,
+    ) -> Result<Option<TokenInfo>, sqlx::Error> {
         self.lookup(
             concat!(
                 token_columns!(),
@@ -330,7 +362,7 @@ impl Store {
                  FROM tokens t JOIN apps a ON a.id = t.app_id LEFT JOIN users u ON u.id = t.user_id \
                  WHERE t.token_hash = $1"
             ),
-            &[Param::Text(&token.hash())],
+            &[Param::Text(hash)],
             |r| token_info_from_row(r, now),
         )
         .await
@@ -355,11 +387,12 @@ impl Store {
         .await
     }
 
-    /// Revoke one token; a refresh token takes its whole chain (and so its access tokens).
+    /// Revoke one token (by the SHA-256 of its value); a refresh token takes its whole chain
+    /// (and so its access tokens).
     pub async fn revoke_token(
         &self,
         info: &TokenInfo,
-        token: &Secret,
+        hash: &str,
         now: i64,
     ) -> Result<u64, sqlx::Error> {
         let done = if info.kind == "refresh" {
@@ -375,7 +408,7 @@ impl Store {
                 "UPDATE tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL",
             )
             .bind(now)
-            .bind(token.hash())
+            .bind(hash)
             .execute(self.writer())
             .await?
         };
@@ -414,7 +447,7 @@ impl Job for CreateCode {
         let scopes = g.scopes.to_string();
         exec.execute(
             "INSERT INTO auth_codes (code_hash, app_id, user_id, grant_id, redirect_uri, redirect_uri_given, scopes, \
-             code_challenge, nonce, auth_time, created_at, expires_at, dpop_jkt) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             code_challenge, nonce, auth_time, created_at, expires_at, dpop_jkt, resource) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             &[
                 (&self.hash).into(),
                 (&g.app_id).into(),
@@ -429,6 +462,7 @@ impl Job for CreateCode {
                 self.now.into(),
                 (self.now + self.ttl).into(),
                 g.dpop_jkt.as_deref().into(),
+                g.resource.as_deref().into(),
             ],
         )
         .await?;
@@ -455,7 +489,7 @@ where
             .fetch_optional(
                 "UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1 \
                  AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = auth_codes.user_id AND users.disabled = 1) \
-                 RETURNING app_id, user_id, grant_id, redirect_uri, redirect_uri_given, scopes, code_challenge, nonce, auth_time, dpop_jkt",
+                 RETURNING app_id, user_id, grant_id, redirect_uri, redirect_uri_given, scopes, code_challenge, nonce, auth_time, dpop_jkt, resource",
                 &[now.into(), hash.into()],
                 |row| {
                     Ok(CodeGrant {
@@ -469,6 +503,7 @@ where
                         nonce: row.opt_text("nonce")?,
                         auth_time: row.int("auth_time")?,
                         dpop_jkt: row.opt_text("dpop_jkt")?,
+                        resource: row.opt_text("resource")?,
                     })
                 },
             )
@@ -585,7 +620,7 @@ impl Job for Refresh {
                 "UPDATE tokens SET rotated_at = $1 WHERE token_hash = $2 AND kind = 'refresh' AND app_id = $3 \
                  AND rotated_at IS NULL AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) \
                  AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = tokens.user_id AND users.disabled = 1) \
-                 RETURNING user_id, grant_id, family_id, scopes, dpop_jkt",
+                 RETURNING user_id, grant_id, family_id, scopes, dpop_jkt, audience",
                 &[now.into(), (&hash).into(), app_id.into()],
                 |row| {
                     Ok((
@@ -594,14 +629,28 @@ impl Job for Refresh {
                         row.text("family_id")?,
                         Scopes::from_stored(&row.text("scopes")?),
                         row.opt_text("dpop_jkt")?,
+                        row.opt_text("audience")?,
                     ))
                 },
             )
             .await?;
-        if let Some((user_id, grant_id, family, granted, bound)) = rotated {
+        if let Some((user_id, grant_id, family, granted, bound, audience)) = rotated {
             if bound.is_some() && bound != rotation.binding.dpop_jkt {
                 return Ok(Done::Rollback(RefreshOutcome::KeyMismatch));
             }
+            // The new tokens are for the grant's resource; a request may name it, not another.
+            if rotation
+                .binding
+                .audience
+                .as_ref()
+                .is_some_and(|asked| audience.as_ref() != Some(asked))
+            {
+                return Ok(Done::Rollback(RefreshOutcome::OtherResource));
+            }
+            let binding = Binding {
+                audience,
+                ..rotation.binding.clone()
+            };
             let scopes = match &rotation.narrower {
                 Some(n) if !n.is_subset_of(&granted) => {
                     return Ok(Done::Rollback(RefreshOutcome::ScopeTooWide));
@@ -616,7 +665,7 @@ impl Job for Refresh {
                 scopes: &scopes,
                 access_ttl: rotation.access_ttl,
                 refresh_ttl: Some(rotation.refresh_ttl),
-                binding: &rotation.binding,
+                binding: &binding,
             };
             let issued = insert_tokens(exec, &issue, &family, None, now).await?;
             let sealed = seal_pair(&self.refresh, &issued);

@@ -15,6 +15,7 @@ use crate::apps::{self, Origin};
 use crate::domain::user::{TrustLevel, User};
 use crate::http::{CsrfForm, Ctx, PageError};
 use crate::store::audit::StoredAuditEvent;
+use crate::store::resources::ResourceServer;
 use crate::store::{App, AuditEvent, AuditKind, now};
 
 pub fn router() -> Router<AppState> {
@@ -22,6 +23,11 @@ pub fn router() -> Router<AppState> {
         .route("/admin", get(index))
         .route("/admin/apps/{id}/verify", post(verify).get(back))
         .route("/admin/users/{id}", post(update_user).get(back))
+        .route("/admin/resources", post(create_resource).get(back))
+        .route(
+            "/admin/resources/{id}/delete",
+            post(delete_resource).get(back),
+        )
 }
 
 async fn back() -> Redirect {
@@ -45,6 +51,7 @@ struct AdminPage {
     apps: Vec<App>,
     events: Vec<StoredAuditEvent>,
     levels: [TrustLevel; 4],
+    resources: Vec<ResourceServer>,
 }
 
 impl AdminPage {
@@ -64,6 +71,7 @@ async fn index(State(state): State<AppState>, ctx: Ctx) -> Result<Response, Page
         apps: state.store.all_apps().await?,
         events: state.store.recent_audit_events(50).await?,
         levels: TrustLevel::ALL,
+        resources: state.store.resource_servers().await?,
         ctx,
     };
     render(page)
@@ -84,6 +92,53 @@ async fn verify(
     let app = apps::find(&state.store, &admin, &id).await?;
     let origin = Origin::from(&ctx);
     apps::set_verified(&state.store, &admin, &app, form.verified == "1", origin).await?;
+    Ok(Redirect::to("/admin").into_response())
+}
+
+#[derive(Deserialize)]
+struct ResourceForm {
+    identifier: String,
+    name: String,
+    jwt: Option<String>,
+}
+
+async fn create_resource(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    CsrfForm(form): CsrfForm<ResourceForm>,
+) -> Result<Response, PageError> {
+    let admin = require_admin(&ctx)?;
+    let (identifier, name) = crate::domain::resource::validate(&form.identifier, &form.name)
+        .map_err(|_| PageError::BadRequest)?;
+    let t = now();
+    state
+        .store
+        .create_resource_server(&identifier, &name, form.jwt.is_some(), t)
+        .await?
+        .ok_or(PageError::BadRequest)?;
+    let event = AuditEvent::new(AuditKind::ResourceServerChanged, &identifier)
+        .from(&ctx)
+        .by(&admin.id)
+        .details(json!({"created": true, "jwt": form.jwt.is_some()}));
+    state.store.audit(event, t).await?;
+    Ok(Redirect::to("/admin").into_response())
+}
+
+async fn delete_resource(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    CsrfForm(_): CsrfForm<crate::http::csrf::NoFields>,
+) -> Result<Response, PageError> {
+    let admin = require_admin(&ctx)?;
+    if !state.store.delete_resource_server(&id).await? {
+        return Err(PageError::NotFound);
+    }
+    let event = AuditEvent::new(AuditKind::ResourceServerChanged, &id)
+        .from(&ctx)
+        .by(&admin.id)
+        .details(json!({"deleted": true}));
+    state.store.audit(event, now()).await?;
     Ok(Redirect::to("/admin").into_response())
 }
 

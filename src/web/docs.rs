@@ -261,6 +261,11 @@ echo "$CODE_CHALLENGE""#
             format!(r#"curl -i "{i}/oauth/authorize?client_id=$CLIENT_ID&request_uri=$REQUEST_URI""#),
         ),
         ok(
+            "resource-create",
+            r#"latchkey resource create --identifier https://api.example.com --name "Example API" --jwt --json"#
+                .to_owned(),
+        ),
+        ok(
             "register",
             format!(
                 r#"curl -X POST {i}/oauth/register \

@@ -111,8 +111,16 @@ on_both_backends! {
         let workers: Vec<_> = (0..4)
             .map(|w| tokio::spawn(worker(server.url(""), client.clone(), key.clone(), w, ack.clone())))
             .collect();
-        // Let the stream run, then kill the process while requests are in flight.
+        // Let the stream run until it has done enough (on a busy machine that takes longer;
+        // at most 30 seconds), then kill the process while requests are in flight.
+        let enough = |a: &Acknowledged| {
+            a.live_tokens.len() >= 10 && a.revoked_tokens.len() >= 10 && a.heartbeat_ids.len() >= 50
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         tokio::time::sleep(Duration::from_millis(1500)).await;
+        while !enough(&ack.lock().unwrap()) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         server.kill().await;
         for w in workers {
             w.await.unwrap();

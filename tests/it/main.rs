@@ -26,6 +26,7 @@ mod pages;
 mod par;
 mod process;
 mod registration;
+mod resources;
 mod settings;
 mod setup;
 mod store;

@@ -33,10 +33,14 @@ fn every_json_route_is_documented() {
         "the router lists its routes: {served:?}"
     );
     assert_eq!(served, documented, "served vs documented JSON routes");
-    // Every operation has a description of its success answer and its errors.
+    // Every operation has a description of its success answer and its errors, and an
+    // operationId of its own (client generators name methods after it).
+    let mut ids = BTreeSet::new();
     for (path, item) in &doc.paths.paths {
         let value = serde_json::to_value(item).unwrap();
         for (method, operation) in value.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap_or_default().to_owned();
+            assert!(ids.insert(id.clone()), "{method} {path}: operationId `{id}` is taken");
             let responses = operation["responses"].as_object().unwrap();
             assert!(
                 responses.keys().any(|s| s.starts_with('2')),

@@ -23,6 +23,8 @@ export LATCHKEY_DATABASE_URL="sqlite://$dir/latchkey.db?mode=rwc"
 export LATCHKEY_BIND="127.0.0.1:$port"
 # Generated requests come fast; limits would answer most of them 429 before any logic runs.
 export LATCHKEY_RATE_LIMITS=off
+# Registration open, so generated registrations reach the code behind the endpoint.
+export LATCHKEY_CLIENT_REGISTRATION=open
 
 echo "correct horse battery" | "$BIN" user create --email api@example.com --name "API Tester" >/dev/null
 json() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
