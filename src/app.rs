@@ -228,6 +228,7 @@ pub async fn serve(
         .await
         .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
     spawn_housekeeping(&state);
+    crate::outbox::spawn(&state);
     state.store.spawn_checkpointer();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)

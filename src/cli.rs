@@ -138,6 +138,12 @@ pub enum ClientCommand {
         /// Issue only DPoP-bound tokens (RFC 9449): every token request needs a proof.
         #[arg(long)]
         require_dpop: bool,
+        /// Where the browser may go after a logout the app asks for; repeat for more.
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Where latchkey POSTs a logout token when one of the app's users signs out.
+        #[arg(long, default_value = "")]
+        backchannel_logout_uri: String,
         #[arg(long)]
         json: bool,
     },
@@ -479,6 +485,8 @@ async fn client_command(store: &Store, config: &Config, cmd: ClientCommand) -> a
             device_flow,
             require_par,
             require_dpop,
+            post_logout_redirect_uris,
+            backchannel_logout_uri,
             json,
         } => {
             let owner = find_user(store, &owner).await?;
@@ -493,6 +501,8 @@ async fn client_command(store: &Store, config: &Config, cmd: ClientCommand) -> a
                 device_flow: Some(device_flow),
                 require_par: Some(require_par),
                 dpop_bound: Some(require_dpop),
+                post_logout_redirect_uris,
+                backchannel_logout_uri,
             };
             let (app, secret) = apps::create(
                 store,

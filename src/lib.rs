@@ -10,5 +10,6 @@ pub mod http;
 pub mod i18n;
 pub mod oauth;
 pub mod ops;
+pub mod outbox;
 pub mod store;
 pub mod web;

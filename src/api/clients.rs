@@ -51,6 +51,10 @@ struct Client {
     require_pushed_authorization_requests: Option<bool>,
     /// Present (and true) when every token the app gets must be DPoP-bound.
     dpop_bound_access_tokens: Option<bool>,
+    /// Present when the app registered some: where the browser may go after a logout.
+    post_logout_redirect_uris: Option<Vec<String>>,
+    /// Present when set: where latchkey POSTs logout tokens.
+    backchannel_logout_uri: Option<String>,
     /// RFC 3339.
     created_at: String,
 }
@@ -92,6 +96,12 @@ pub fn client_json(app: &App, secret: Option<&Secret>) -> Value {
     }
     if app.dpop_bound {
         object["dpop_bound_access_tokens"] = json!(true);
+    }
+    if !app.post_logout_redirect_uris.is_empty() {
+        object["post_logout_redirect_uris"] = json!(app.post_logout_redirect_uris);
+    }
+    if !app.backchannel_logout_uri.is_empty() {
+        object["backchannel_logout_uri"] = json!(app.backchannel_logout_uri);
     }
     if let Some(secret) = secret {
         object["client_secret"] = json!(secret.expose());
@@ -161,6 +171,10 @@ struct ClientBody {
     /// Whether every token request must carry a DPoP proof, so every token is bound to the
     /// app's key (RFC 9449 §5.2; default false).
     dpop_bound_access_tokens: Option<bool>,
+    /// Where the browser may go after a logout the app asks for (exact URIs).
+    post_logout_redirect_uris: Option<Vec<String>>,
+    /// Where latchkey POSTs logout tokens (`""` for none).
+    backchannel_logout_uri: Option<String>,
 }
 
 impl ClientBody {
@@ -186,6 +200,12 @@ impl ClientBody {
                 .require_pushed_authorization_requests
                 .or(base.require_par),
             dpop_bound: self.dpop_bound_access_tokens.or(base.dpop_bound),
+            post_logout_redirect_uris: self
+                .post_logout_redirect_uris
+                .unwrap_or(base.post_logout_redirect_uris),
+            backchannel_logout_uri: self
+                .backchannel_logout_uri
+                .unwrap_or(base.backchannel_logout_uri),
         }
     }
 }
@@ -203,6 +223,8 @@ pub fn input_of(app: &App) -> AppInput {
         device_flow: Some(app.device_flow),
         require_par: Some(app.require_par),
         dpop_bound: Some(app.dpop_bound),
+        post_logout_redirect_uris: app.post_logout_redirect_uris.clone(),
+        backchannel_logout_uri: app.backchannel_logout_uri.clone(),
     }
 }
 

@@ -121,6 +121,10 @@ pub struct AppInput {
     pub require_par: Option<bool>,
     /// Issue only DPoP-bound tokens (RFC 9449 §5.2); off unless asked for.
     pub dpop_bound: Option<bool>,
+    /// Where the browser may go after a logout the app asked for (RP-Initiated Logout).
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where latchkey POSTs logout tokens (Back-Channel Logout); empty for none.
+    pub backchannel_logout_uri: String,
 }
 
 /// A validated app definition, ready to store.
@@ -136,6 +140,8 @@ pub struct AppDraft {
     pub device_flow: bool,
     pub require_par: bool,
     pub dpop_bound: bool,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub backchannel_logout_uri: String,
 }
 
 /// Split a textarea of redirect URIs, one per line, dropping blank lines.
@@ -208,6 +214,51 @@ impl AppInput {
             .map_err(|_| errors.push(FieldError::new("scopes", "error-scope-unknown")))
             .unwrap_or_default();
 
+        let mut post_logout_redirect_uris: Vec<String> = Vec::new();
+        for uri in self
+            .post_logout_redirect_uris
+            .iter()
+            .map(|u| u.trim())
+            .filter(|u| !u.is_empty())
+        {
+            if !post_logout_redirect_uris.iter().any(|u| u == uri) {
+                post_logout_redirect_uris.push(uri.to_owned());
+            }
+        }
+        if post_logout_redirect_uris.len() > MAX_REDIRECT_URIS {
+            errors.push(FieldError::new(
+                "post_logout_redirect_uris",
+                "error-redirect-uri-too-many",
+            ));
+        } else if let Some(message) = post_logout_redirect_uris
+            .iter()
+            .find_map(|u| redirect_uri_error(u, self.confidential))
+        {
+            errors.push(FieldError::new("post_logout_redirect_uris", message));
+        }
+
+        // latchkey itself POSTs here: HTTPS, or HTTP on this machine's loopback (development).
+        let backchannel = self.backchannel_logout_uri.trim();
+        if !backchannel.is_empty() {
+            let ok = backchannel.len() <= MAX_URI_LEN
+                && !backchannel.contains('#')
+                && Url::parse(backchannel).is_ok_and(|u| {
+                    u.username().is_empty()
+                        && u.password().is_none()
+                        && match u.scheme() {
+                            "https" => u.host().is_some(),
+                            "http" => is_loopback(&u),
+                            _ => false,
+                        }
+                });
+            if !ok {
+                errors.push(FieldError::new(
+                    "backchannel_logout_uri",
+                    "error-backchannel-logout-uri",
+                ));
+            }
+        }
+
         let ttl = self.access_token_ttl.unwrap_or(default_ttl);
         if ttl == 0 || ttl > MAX_TOKEN_TTL {
             errors.push(FieldError::new("access_token_ttl", "error-ttl-range"));
@@ -227,6 +278,8 @@ impl AppInput {
             device_flow: self.device_flow.unwrap_or(false),
             require_par: self.require_par.unwrap_or(false),
             dpop_bound: self.dpop_bound.unwrap_or(false),
+            post_logout_redirect_uris,
+            backchannel_logout_uri: backchannel.to_owned(),
         })
     }
 }

@@ -7,6 +7,7 @@ mod discovery;
 pub mod dpop;
 pub mod error;
 pub mod keys;
+pub mod logout;
 mod par;
 pub mod params;
 mod register;
@@ -53,5 +54,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
 
 /// Browser endpoints: the authorization request and the consent decision.
 pub fn page_router() -> Router<AppState> {
-    authorize::router().merge(device::page_router())
+    authorize::router()
+        .merge(device::page_router())
+        .merge(logout::router())
 }

@@ -73,6 +73,10 @@ pub struct ClientMetadata {
     dpop_bound_access_tokens: Option<bool>,
     /// RFC 9126 §6: authorization requests must be pushed.
     require_pushed_authorization_requests: Option<bool>,
+    /// OpenID Connect RP-Initiated Logout: where the browser may go after a logout.
+    post_logout_redirect_uris: Option<Vec<String>>,
+    /// OpenID Connect Back-Channel Logout: where logout tokens are POSTed.
+    backchannel_logout_uri: Option<String>,
     /// On update (RFC 7592 §2.2): must be the app's.
     client_id: Option<String>,
     /// On update: if given, must be the app's current secret.
@@ -283,6 +287,8 @@ fn input_of(body: ClientMetadata) -> Result<(AppInput, Map<String, Value>), Refu
         device_flow: Some(grants.iter().any(|g| g == DEVICE_CODE)),
         require_par: body.require_pushed_authorization_requests,
         dpop_bound: body.dpop_bound_access_tokens,
+        post_logout_redirect_uris: body.post_logout_redirect_uris.unwrap_or_default(),
+        backchannel_logout_uri: body.backchannel_logout_uri.unwrap_or_default(),
     };
     Ok((input, kept))
 }
@@ -328,6 +334,12 @@ fn information(state: &AppState, app: &App, token: &str, secret: Option<&Secret>
     }
     if app.require_par {
         info["require_pushed_authorization_requests"] = json!(true);
+    }
+    if !app.post_logout_redirect_uris.is_empty() {
+        info["post_logout_redirect_uris"] = json!(app.post_logout_redirect_uris);
+    }
+    if !app.backchannel_logout_uri.is_empty() {
+        info["backchannel_logout_uri"] = json!(app.backchannel_logout_uri);
     }
     if let Some(secret) = secret {
         info["client_secret"] = json!(secret.expose());

@@ -190,6 +190,11 @@ pub struct Metadata {
     device_authorization_endpoint: String,
     introspection_endpoint: String,
     pushed_authorization_request_endpoint: String,
+    /// OpenID Connect RP-Initiated Logout.
+    end_session_endpoint: String,
+    /// OpenID Connect Back-Channel Logout (without `sid`).
+    backchannel_logout_supported: bool,
+    backchannel_logout_session_supported: bool,
     /// Dynamic client registration (RFC 7591), when this server allows it.
     registration_endpoint: Option<String>,
     require_pushed_authorization_requests: bool,

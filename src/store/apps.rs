@@ -30,6 +30,10 @@ pub struct App {
     pub require_par: bool,
     /// Every token must be DPoP-bound (RFC 9449 §5.2 `dpop_bound_access_tokens`).
     pub dpop_bound: bool,
+    /// Where the browser may go after a logout the app asked for.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where logout tokens are POSTed; empty for none.
+    pub backchannel_logout_uri: String,
     /// Registered through `/oauth/register` (RFC 7591); managed with its registration token.
     pub dynamic: bool,
     /// The registration metadata latchkey keeps as given (logo, terms, contacts, software…).
@@ -56,7 +60,7 @@ macro_rules! select_app {
     ($where:literal) => {
         concat!(
             "SELECT a.id, a.client_id, a.secret_hash, a.name, a.homepage_url, a.redirect_uris, a.scopes, \
-             a.confidential, a.verified, a.owner_id, a.access_token_ttl, a.issue_refresh, a.device_flow, a.require_par, a.dpop_bound, a.dynamic, a.client_metadata, a.created_at, \
+             a.confidential, a.verified, a.owner_id, a.access_token_ttl, a.issue_refresh, a.device_flow, a.require_par, a.dpop_bound, a.dynamic, a.client_metadata, a.post_logout_redirect_uris, a.backchannel_logout_uri, a.created_at, \
              a.updated_at, COALESCE(u.name, '') AS owner_name, COALESCE(u.email, '') AS owner_email \
              FROM apps a LEFT JOIN users u ON u.id = a.owner_id ",
             $where
@@ -83,6 +87,9 @@ fn app_from_row(row: &(impl Columns + ?Sized)) -> Result<App, sqlx::Error> {
         device_flow: row.int("device_flow")? != 0,
         require_par: row.int("require_par")? != 0,
         dpop_bound: row.int("dpop_bound")? != 0,
+        post_logout_redirect_uris: serde_json::from_str(&row.text("post_logout_redirect_uris")?)
+            .unwrap_or_default(),
+        backchannel_logout_uri: row.text("backchannel_logout_uri")?,
         dynamic: row.int("dynamic")? != 0,
         client_metadata: serde_json::from_str(&row.text("client_metadata")?).unwrap_or_default(),
         created_at: row.int("created_at")?,
@@ -135,8 +142,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO apps (id, client_id, secret_hash, name, homepage_url, redirect_uris, scopes, confidential, \
              owner_id, access_token_ttl, issue_refresh, created_at, updated_at, device_flow, require_par, dpop_bound, \
-             dynamic, registration_token_hash, client_metadata) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17, $18)",
+             dynamic, registration_token_hash, client_metadata, post_logout_redirect_uris, backchannel_logout_uri) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
         )
         .bind(&id)
         .bind(new_client_id())
@@ -160,6 +167,8 @@ impl Store {
                 .map(|r| serde_json::Value::Object(r.metadata.clone()).to_string())
                 .unwrap_or_else(|| "{}".into()),
         )
+        .bind(serde_json::to_string(&draft.post_logout_redirect_uris).unwrap_or_else(|_| "[]".into()))
+        .bind(&draft.backchannel_logout_uri)
         .execute(self.writer())
         .await?;
         let app = self.app_by_id(&id).await?.ok_or(sqlx::Error::RowNotFound)?;
@@ -245,7 +254,7 @@ impl Store {
         sqlx::query(
             "UPDATE apps SET name = $1, homepage_url = $2, redirect_uris = $3, scopes = $4, confidential = $5, \
              secret_hash = $6, access_token_ttl = $7, issue_refresh = $8, updated_at = $9, device_flow = $11, \
-             require_par = $12, dpop_bound = $13 WHERE id = $10",
+             require_par = $12, dpop_bound = $13, post_logout_redirect_uris = $14, backchannel_logout_uri = $15 WHERE id = $10",
         )
         .bind(&draft.name)
         .bind(&draft.homepage_url)
@@ -260,6 +269,8 @@ impl Store {
         .bind(flag(draft.device_flow))
         .bind(flag(draft.require_par))
         .bind(flag(draft.dpop_bound))
+        .bind(serde_json::to_string(&draft.post_logout_redirect_uris).unwrap_or_else(|_| "[]".into()))
+        .bind(&draft.backchannel_logout_uri)
         .execute(self.writer())
         .await?;
         let app = self

@@ -4,6 +4,7 @@
 pub mod activity;
 mod apps;
 pub mod audit;
+pub mod deliveries;
 pub mod device;
 mod dpop;
 mod exec;
@@ -105,6 +106,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "resources",
         include_str!("../../migrations/sqlite/0008_resources.sql"),
     ),
+    (
+        9,
+        "logout",
+        include_str!("../../migrations/sqlite/0009_logout.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -146,6 +152,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "resources",
         include_str!("../../migrations/postgres/0008_resources.sql"),
+    ),
+    (
+        9,
+        "logout",
+        include_str!("../../migrations/postgres/0009_logout.sql"),
     ),
 ];
 

@@ -95,6 +95,8 @@ struct FormValues {
     device_flow: bool,
     require_par: bool,
     dpop_bound: bool,
+    post_logout_redirect_uris: String,
+    backchannel_logout_uri: String,
 }
 
 #[derive(Template)]
@@ -145,6 +147,8 @@ fn values_of(app: &App) -> FormValues {
         device_flow: app.device_flow,
         require_par: app.require_par,
         dpop_bound: app.dpop_bound,
+        post_logout_redirect_uris: app.post_logout_redirect_uris.join("\n"),
+        backchannel_logout_uri: app.backchannel_logout_uri.clone(),
     }
 }
 
@@ -161,6 +165,8 @@ async fn new_form(State(state): State<AppState>, ctx: Ctx) -> Result<Response, P
         device_flow: false,
         require_par: false,
         dpop_bound: false,
+        post_logout_redirect_uris: String::new(),
+        backchannel_logout_uri: String::new(),
     };
     render(FormPage {
         ctx,
@@ -201,6 +207,11 @@ fn read_form(
         device_flow: get("device_flow").is_some(),
         require_par: get("require_par").is_some(),
         dpop_bound: get("dpop_bound").is_some(),
+        post_logout_redirect_uris: get("post_logout_redirect_uris").unwrap_or("").to_owned(),
+        backchannel_logout_uri: get("backchannel_logout_uri")
+            .unwrap_or("")
+            .trim()
+            .to_owned(),
     };
     let mut errors = Vec::new();
     let ttl = if values.access_token_ttl.is_empty() {
@@ -225,6 +236,8 @@ fn read_form(
         device_flow: Some(values.device_flow),
         require_par: Some(values.require_par),
         dpop_bound: Some(values.dpop_bound),
+        post_logout_redirect_uris: split_lines(&values.post_logout_redirect_uris),
+        backchannel_logout_uri: values.backchannel_logout_uri.clone(),
     };
     (values, input, errors)
 }

@@ -144,17 +144,8 @@ async fn logout(
     jar: CookieJar,
     CsrfForm(_): CsrfForm<NoFields>,
 ) -> Result<Response, PageError> {
-    if let (Some(hash), Some(user)) = (&ctx.session_hash, &ctx.user) {
-        state.store.delete_session(hash).await?;
-        let event = AuditEvent::new(AuditKind::SignOut, &user.email)
-            .from(&ctx)
-            .by(&user.id);
-        state.store.audit(event, now()).await?;
-    }
-    let gone = state
-        .cookies
-        .build(state.cookies.session, String::new(), Some(0));
-    Ok((jar.add(gone), Redirect::to("/")).into_response())
+    let jar = crate::oauth::logout::end_session(&state, &ctx, jar).await?;
+    Ok((jar, Redirect::to("/")).into_response())
 }
 
 /// The sign-up page, also used (with a token) for the first-admin setup.

@@ -261,6 +261,12 @@ echo "$CODE_CHALLENGE""#
             format!(r#"curl -i "{i}/oauth/authorize?client_id=$CLIENT_ID&request_uri=$REQUEST_URI""#),
         ),
         ok(
+            "logout",
+            format!(
+                r#"curl -i "{i}/oauth/logout?client_id=$CLIENT_ID&id_token_hint=$ID_TOKEN&post_logout_redirect_uri=http://127.0.0.1:9000/signed-out&state=af0ifjsldkj""#
+            ),
+        ),
+        ok(
             "resource-create",
             r#"latchkey resource create --identifier https://api.example.com --name "Example API" --jwt --json"#
                 .to_owned(),

@@ -101,6 +101,25 @@ impl Reader<'_> {
             vars.insert("CODE", code);
             vars.insert("CODE_VERIFIER", verifier);
         }
+        if uses("ID_TOKEN") {
+            // The app registered where people may go after signing out.
+            let (status, body) = self
+                .app
+                .api(
+                    Method::PATCH,
+                    &format!("/oauth/clients/{}", confidential.id),
+                    &self.pat,
+                    Some(
+                        json!({"post_logout_redirect_uris": ["http://127.0.0.1:9000/signed-out"]}),
+                    ),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let (code, verifier) = get_code(self.app, &self.browser, &confidential, scope).await;
+            let (status, tokens) = exchange(self.app, &confidential, &code, &verifier).await;
+            assert_eq!(status, StatusCode::OK, "{tokens}");
+            vars.insert("ID_TOKEN", tokens["id_token"].as_str().unwrap().to_owned());
+        }
         if uses("ACCESS_TOKEN") || uses("REFRESH_TOKEN") {
             let (code, verifier) = get_code(self.app, &self.browser, &confidential, scope).await;
             let (status, tokens) = exchange(self.app, &confidential, &code, &verifier).await;
@@ -279,7 +298,7 @@ on_both_backends! {
             ran.push(example.id.clone());
         }
         // The examples really exercised the flows: a few answers the guide promises.
-        for id in ["dpop", "register", "register-read", "par-push", "par-authorize", "create-app", "token-form", "token-json", "token-public", "refresh", "device-poll", "heartbeat", "hours", "verify-cli", "pat-cli"] {
+        for id in ["logout", "dpop", "register", "register-read", "par-push", "par-authorize", "create-app", "token-form", "token-json", "token-public", "refresh", "device-poll", "heartbeat", "hours", "verify-cli", "pat-cli"] {
             assert!(ran.iter().any(|r| r == id), "{id} ran");
         }
     }

@@ -3,6 +3,7 @@
 
 mod helpers;
 mod limits;
+mod logout;
 
 mod accounts;
 mod activity;

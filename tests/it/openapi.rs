@@ -39,8 +39,14 @@ fn every_json_route_is_documented() {
     for (path, item) in &doc.paths.paths {
         let value = serde_json::to_value(item).unwrap();
         for (method, operation) in value.as_object().unwrap() {
-            let id = operation["operationId"].as_str().unwrap_or_default().to_owned();
-            assert!(ids.insert(id.clone()), "{method} {path}: operationId `{id}` is taken");
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            assert!(
+                ids.insert(id.clone()),
+                "{method} {path}: operationId `{id}` is taken"
+            );
             let responses = operation["responses"].as_object().unwrap();
             assert!(
                 responses.keys().any(|s| s.starts_with('2')),

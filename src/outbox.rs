@@ -1,0 +1,159 @@
+//! Sends what the outbox holds: back-channel logout tokens (OpenID Connect Back-Channel Logout
+//! 1.0) to the apps that asked for them. Every node runs a sender; each delivery is leased
+//! before it is sent, so one node sends it. A failed attempt is retried after 5 s, 30 s, 5 min
+//! and 30 min, then given up; every attempt is recorded.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::store::deliveries::{Attempt, Delivery};
+use crate::store::now;
+
+pub const BACKCHANNEL_LOGOUT: &str = "backchannel_logout";
+/// Seconds to wait after the first, second… failed attempt; after the last, give up.
+const BACKOFF: [i64; 4] = [5, 30, 300, 1800];
+/// How long a node holds a delivery it is sending.
+const LEASE: i64 = 60;
+/// How long an app has to answer.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a back-channel logout delivery carries: the logout token is signed at each attempt,
+/// so that a retry is not refused as expired.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LogoutPayload {
+    /// The app's client ID (the token's audience).
+    pub aud: String,
+    /// The user who signed out.
+    pub sub: String,
+    /// The same for every attempt, so an app can tell a retry from a replay.
+    pub jti: String,
+}
+
+/// Queue a logout token for every app `user_id` has authorized that takes them.
+pub async fn queue_logouts(state: &AppState, user_id: &str) -> Result<usize, sqlx::Error> {
+    let t = now();
+    let mut queued = 0;
+    for grant in state.store.grants_of_user(user_id).await? {
+        let Some(app) = state.store.app_by_id(&grant.app_id).await? else {
+            continue;
+        };
+        if app.backchannel_logout_uri.is_empty() {
+            continue;
+        }
+        let payload = LogoutPayload {
+            aud: app.client_id.clone(),
+            sub: user_id.to_owned(),
+            jti: crate::domain::secret::random_base62(32),
+        };
+        let payload = serde_json::to_string(&payload).unwrap_or_default();
+        state
+            .store
+            .enqueue_delivery(
+                &app.id,
+                BACKCHANNEL_LOGOUT,
+                &app.backchannel_logout_uri,
+                &payload,
+                t,
+            )
+            .await?;
+        queued += 1;
+    }
+    Ok(queued)
+}
+
+/// Run the sender on this node until the process ends.
+pub fn spawn(state: &AppState) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let client = match reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
+            .build()
+        {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::error!(error = %e, "the delivery sender could not start");
+                return;
+            }
+        };
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Err(e) = send_due(&state, &client).await {
+                tracing::warn!(error = %e, "sending deliveries failed");
+            }
+        }
+    });
+}
+
+async fn send_due(state: &AppState, client: &reqwest::Client) -> Result<(), sqlx::Error> {
+    let t = now();
+    for delivery in state.store.claim_due_deliveries(t, t + LEASE, 20).await? {
+        let attempt = match attempt(state, client, &delivery).await {
+            Ok(status) if (200..300).contains(&status) => Attempt::Delivered {
+                status: i64::from(status),
+            },
+            outcome => {
+                let (status, error) = match outcome {
+                    Ok(status) => (Some(i64::from(status)), format!("answered {status}")),
+                    Err(error) => (None, error),
+                };
+                let retry_at = usize::try_from(delivery.attempts)
+                    .ok()
+                    .and_then(|n| BACKOFF.get(n))
+                    .map(|wait| now() + wait);
+                tracing::info!(delivery = %delivery.id, app = %delivery.app_id, %error, retry = retry_at.is_some(), "a delivery to an app failed");
+                Attempt::Failed {
+                    status,
+                    error,
+                    retry_at,
+                }
+            }
+        };
+        state
+            .store
+            .record_attempt(&delivery.id, &attempt, now())
+            .await?;
+    }
+    Ok(())
+}
+
+/// One attempt: the app's HTTP status, or why there was none.
+async fn attempt(
+    state: &AppState,
+    client: &reqwest::Client,
+    delivery: &Delivery,
+) -> Result<u16, String> {
+    if delivery.kind != BACKCHANNEL_LOGOUT {
+        return Err(format!("unknown delivery kind {}", delivery.kind));
+    }
+    let payload: LogoutPayload =
+        serde_json::from_str(&delivery.payload).map_err(|e| format!("damaged payload: {e}"))?;
+    let t = now();
+    // OpenID Connect Back-Channel Logout 1.0 §2.4.
+    let claims = json!({
+        "iss": state.config.issuer,
+        "aud": payload.aud,
+        "sub": payload.sub,
+        "iat": t,
+        "exp": t + 120,
+        "jti": payload.jti,
+        "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+    });
+    let token = state
+        .keys
+        .sign(&state.store, &claims, "logout+jwt")
+        .await
+        .map_err(|e| format!("signing the logout token failed: {e}"))?;
+    let response = client
+        .post(&delivery.url)
+        .form(&[("logout_token", token.as_str())])
+        .send()
+        .await
+        .map_err(|e| format!("{e}"))?;
+    Ok(response.status().as_u16())
+}
