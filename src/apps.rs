@@ -187,3 +187,22 @@ pub async fn set_verified(
         .await?;
     Ok(())
 }
+
+/// Admins only: allow an app to exchange users' access tokens (RFC 8693), or stop it.
+pub async fn set_token_exchange(
+    store: &Store,
+    admin: &User,
+    app: &App,
+    allowed: bool,
+    origin: Origin<'_>,
+) -> Result<(), AppsError> {
+    if !admin.admin {
+        return Err(AppsError::NotFound);
+    }
+    store.set_token_exchange(&app.id, allowed, now()).await?;
+    let event = origin
+        .event(AuditKind::TokenExchangeAllowed, &app.client_id, admin)
+        .details(json!({"allowed": allowed}));
+    store.audit(event, now()).await?;
+    Ok(())
+}

@@ -158,6 +158,12 @@ pub enum ClientCommand {
     Verify { client_id: String },
     /// Remove the verified mark.
     Unverify { client_id: String },
+    /// Allow (`on`) or stop (`off`) an app exchanging users' access tokens (RFC 8693).
+    TokenExchange {
+        client_id: String,
+        #[arg(value_parser = ["on", "off"])]
+        setting: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -555,6 +561,19 @@ async fn client_command(store: &Store, config: &Config, cmd: ClientCommand) -> a
         }
         ClientCommand::Unverify { client_id } => {
             set_verified(store, &admin, &client_id, false).await?
+        }
+        ClientCommand::TokenExchange { client_id, setting } => {
+            let app = apps::find(store, &admin, &client_id)
+                .await
+                .map_err(apps_error)?;
+            let allowed = setting == "on";
+            apps::set_token_exchange(store, &admin, &app, allowed, Origin::CLI)
+                .await
+                .map_err(apps_error)?;
+            println!(
+                "{}",
+                json!({"client_id": app.client_id, "token_exchange": allowed})
+            );
         }
     }
     Ok(())

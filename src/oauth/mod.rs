@@ -6,6 +6,7 @@ mod device;
 mod discovery;
 pub mod dpop;
 pub mod error;
+mod exchange;
 pub mod keys;
 pub mod logout;
 mod par;

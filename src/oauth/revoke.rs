@@ -14,7 +14,7 @@ use crate::store::now;
 /// The stored hash of an access or refresh token, from its value: an opaque token, or a JWT
 /// access token (RFC 9068) this provider signed, whose `jti` is that hash. Personal access
 /// tokens are not OAuth tokens here.
-async fn token_hash(state: &AppState, text: &str) -> Result<Option<String>, OAuthError> {
+pub(super) async fn token_hash(state: &AppState, text: &str) -> Result<Option<String>, OAuthError> {
     if let Some(token) = secret::parse(TokenKind::AccessToken, text)
         .or_else(|| secret::parse(TokenKind::RefreshToken, text))
     {
@@ -112,6 +112,14 @@ pub async fn introspect(
     });
     if let Some(audience) = &info.audience {
         body["aud"] = json!(audience);
+    }
+    // RFC 8693 §4.1: who acts for the user.
+    if let Some(act) = info
+        .act
+        .as_deref()
+        .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
+    {
+        body["act"] = act;
     }
     // RFC 9449 §6.2: the key the token is bound to.
     if let Some(jkt) = &info.dpop_jkt {

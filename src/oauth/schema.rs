@@ -10,8 +10,9 @@ use utoipa::ToSchema;
 /// A confidential app authenticates with HTTP Basic or `client_id` + `client_secret` here.
 #[derive(ToSchema)]
 pub struct TokenRequest {
-    /// `authorization_code`, `refresh_token`, `client_credentials` or
-    /// `urn:ietf:params:oauth:grant-type:device_code`.
+    /// `authorization_code`, `refresh_token`, `client_credentials`,
+    /// `urn:ietf:params:oauth:grant-type:device_code` or
+    /// `urn:ietf:params:oauth:grant-type:token-exchange`.
     #[schema(example = "authorization_code")]
     grant_type: String,
     client_id: Option<String>,
@@ -30,6 +31,14 @@ pub struct TokenRequest {
     device_code: Option<String>,
     /// The resource server the tokens are for (RFC 8707): one registered on this provider.
     resource: Option<String>,
+    /// token-exchange (RFC 8693): the user's access token to exchange.
+    subject_token: Option<String>,
+    /// token-exchange: `urn:ietf:params:oauth:token-type:access_token`.
+    subject_token_type: Option<String>,
+    /// token-exchange: `urn:ietf:params:oauth:token-type:access_token` (the only one).
+    requested_token_type: Option<String>,
+    /// token-exchange: the resource server the new token is for, if not given as `resource`.
+    audience: Option<String>,
 }
 
 /// A token answer (RFC 6749 §5.1).
@@ -51,6 +60,8 @@ pub struct TokenResponse {
     refresh_token: Option<String>,
     /// An OpenID Connect ID token (RS256), when `openid` was granted.
     id_token: Option<String>,
+    /// token-exchange: `urn:ietf:params:oauth:token-type:access_token`.
+    issued_token_type: Option<String>,
 }
 
 /// `POST /oauth/par` (RFC 9126): the authorization request's parameters, with the client's
@@ -123,6 +134,9 @@ pub struct Introspection {
     cnf: Option<Confirmation>,
     /// The resource server the token is for (RFC 8707); absent for latchkey's own API.
     aud: Option<String>,
+    /// For a token made by a token exchange: `{"sub": client_id}` of the app acting for the
+    /// user, nesting the actors before it (RFC 8693 §4.1).
+    act: Option<serde_json::Value>,
     iat: Option<i64>,
     exp: Option<i64>,
     iss: Option<String>,

@@ -63,6 +63,9 @@ pub async fn token(State(state): State<AppState>, params: Params) -> Result<Resp
         "refresh_token" => refresh_token(&state, &app, &params, binding).await,
         "client_credentials" => client_credentials(&state, &app, &params, &binding).await,
         super::device::GRANT_TYPE => super::device::poll(&state, &app, &params, &binding).await,
+        super::exchange::GRANT_TYPE => {
+            super::exchange::exchange(&state, &app, &params, binding).await
+        }
         _ => Err(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
             "this grant type is not supported",
@@ -113,6 +116,7 @@ async fn binding(state: &AppState, app: &App, params: &Params) -> Result<Binding
         // already bound to its credentials).
         bind_refresh: !app.confidential,
         audience,
+        act: None,
     })
 }
 
@@ -198,6 +202,9 @@ struct AccessTokenClaims<'a> {
     scope: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     cnf: Option<serde_json::Value>,
+    /// RFC 8693 §4.1: who acts for the user (a token exchange's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    act: Option<serde_json::Value>,
 }
 
 /// The access token as the client gets it: the opaque token, or, for a resource server that
@@ -227,6 +234,10 @@ async fn presented_access(
         jti: issued.access.hash(),
         scope: issued.scopes.to_string(),
         cnf: issued.dpop_jkt.as_ref().map(|jkt| json!({ "jkt": jkt })),
+        act: issued
+            .act
+            .as_deref()
+            .and_then(|act| serde_json::from_str(act).ok()),
     };
     Ok(state.keys.sign(&state.store, &claims, "at+jwt").await?)
 }
@@ -239,6 +250,16 @@ pub(super) async fn answer(
     issued: &Issued,
     identity: Option<Identity<'_>>,
 ) -> Result<Response, OAuthError> {
+    Ok(respond(answer_body(state, app, issued, identity).await?))
+}
+
+/// The body of [`answer`].
+pub(super) async fn answer_body(
+    state: &AppState,
+    app: &App,
+    issued: &Issued,
+    identity: Option<Identity<'_>>,
+) -> Result<Value, OAuthError> {
     let access = presented_access(state, app, issued).await?;
     let id_token = match identity {
         Some(who) => id_token(state, app, &who, issued, &access).await?,
@@ -257,14 +278,19 @@ pub(super) async fn answer(
     if let Some(id_token) = id_token {
         body["id_token"] = Value::from(id_token);
     }
-    Ok((
+    Ok(body)
+}
+
+/// A token answer: never cached.
+pub(super) fn respond(body: Value) -> Response {
+    (
         [
             (header::CACHE_CONTROL, "no-store"),
             (header::PRAGMA, "no-cache"),
         ],
         axum::Json(body),
     )
-        .into_response())
+        .into_response()
 }
 
 pub(super) fn refresh_ttl(state: &AppState, app: &App) -> Option<i64> {

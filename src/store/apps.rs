@@ -34,6 +34,8 @@ pub struct App {
     pub post_logout_redirect_uris: Vec<String>,
     /// Where logout tokens are POSTed; empty for none.
     pub backchannel_logout_uri: String,
+    /// An admin allowed it to exchange tokens (RFC 8693).
+    pub token_exchange: bool,
     /// Registered through `/oauth/register` (RFC 7591); managed with its registration token.
     pub dynamic: bool,
     /// The registration metadata latchkey keeps as given (logo, terms, contacts, software…).
@@ -60,7 +62,7 @@ macro_rules! select_app {
     ($where:literal) => {
         concat!(
             "SELECT a.id, a.client_id, a.secret_hash, a.name, a.homepage_url, a.redirect_uris, a.scopes, \
-             a.confidential, a.verified, a.owner_id, a.access_token_ttl, a.issue_refresh, a.device_flow, a.require_par, a.dpop_bound, a.dynamic, a.client_metadata, a.post_logout_redirect_uris, a.backchannel_logout_uri, a.created_at, \
+             a.confidential, a.verified, a.owner_id, a.access_token_ttl, a.issue_refresh, a.device_flow, a.require_par, a.dpop_bound, a.dynamic, a.client_metadata, a.post_logout_redirect_uris, a.backchannel_logout_uri, a.token_exchange, a.created_at, \
              a.updated_at, COALESCE(u.name, '') AS owner_name, COALESCE(u.email, '') AS owner_email \
              FROM apps a LEFT JOIN users u ON u.id = a.owner_id ",
             $where
@@ -90,6 +92,7 @@ fn app_from_row(row: &(impl Columns + ?Sized)) -> Result<App, sqlx::Error> {
         post_logout_redirect_uris: serde_json::from_str(&row.text("post_logout_redirect_uris")?)
             .unwrap_or_default(),
         backchannel_logout_uri: row.text("backchannel_logout_uri")?,
+        token_exchange: row.int("token_exchange")? != 0,
         dynamic: row.int("dynamic")? != 0,
         client_metadata: serde_json::from_str(&row.text("client_metadata")?).unwrap_or_default(),
         created_at: row.int("created_at")?,
@@ -310,6 +313,23 @@ impl Store {
             .bind(app_id)
             .execute(self.writer())
             .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Allow an app to exchange tokens, or not (admins only).
+    pub async fn set_token_exchange(
+        &self,
+        app_id: &str,
+        allowed: bool,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done =
+            sqlx::query("UPDATE apps SET token_exchange = $1, updated_at = $2 WHERE id = $3")
+                .bind(flag(allowed))
+                .bind(now)
+                .bind(app_id)
+                .execute(self.writer())
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -36,6 +36,8 @@ pub enum AuditKind {
     RefreshReuse,
     ApiKeyRegenerated,
     ResourceServerChanged,
+    TokenExchanged,
+    TokenExchangeAllowed,
 }
 
 impl AuditKind {
@@ -68,6 +70,8 @@ impl AuditKind {
             AuditKind::RefreshReuse => "refresh_reuse",
             AuditKind::ApiKeyRegenerated => "api_key_regenerated",
             AuditKind::ResourceServerChanged => "resource_server_changed",
+            AuditKind::TokenExchanged => "token_exchanged",
+            AuditKind::TokenExchangeAllowed => "token_exchange_allowed",
         }
     }
 }

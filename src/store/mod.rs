@@ -111,6 +111,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "logout",
         include_str!("../../migrations/sqlite/0009_logout.sql"),
     ),
+    (
+        10,
+        "token_exchange",
+        include_str!("../../migrations/sqlite/0010_token_exchange.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -157,6 +162,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         9,
         "logout",
         include_str!("../../migrations/postgres/0009_logout.sql"),
+    ),
+    (
+        10,
+        "token_exchange",
+        include_str!("../../migrations/postgres/0010_token_exchange.sql"),
     ),
 ];
 

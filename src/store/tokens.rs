@@ -54,6 +54,8 @@ pub struct Binding {
     pub bind_refresh: bool,
     /// The resource server the tokens are for; `None`: latchkey's own API.
     pub audience: Option<String>,
+    /// Who acts for the user (a token exchange's `act` claim, JSON).
+    pub act: Option<String>,
 }
 
 /// What to issue for a redeemed code (the code itself says for whom).
@@ -78,6 +80,8 @@ pub struct Issued {
     /// The resource server the tokens are for.
     pub audience: Option<String>,
     pub user_id: Option<String>,
+    /// Who acts for the user (token exchange), as JSON.
+    pub act: Option<String>,
 }
 
 /// The outcome of presenting an authorization code.
@@ -131,6 +135,8 @@ pub struct TokenInfo {
     pub dpop_jkt: Option<String>,
     /// The resource server the token is for (`None`: latchkey's own API).
     pub audience: Option<String>,
+    /// Who acts for the user (token exchange), as JSON.
+    pub act: Option<String>,
 }
 
 /// How long a retried refresh gets the same successor instead of tripping reuse detection.
@@ -186,6 +192,7 @@ fn unseal_pair(refresh: &Secret, sealed: &[u8]) -> Option<Issued> {
         dpop_jkt: pair.dpop_jkt,
         audience: pair.audience,
         user_id: pair.user_id,
+        act: None,
     })
 }
 
@@ -198,7 +205,7 @@ pub(super) async fn insert_tokens<E: Exec>(
     now: i64,
 ) -> Result<Issued, sqlx::Error> {
     const INSERT: &str = "INSERT INTO tokens (token_hash, kind, app_id, user_id, grant_id, family_id, \
-         code_hash, scopes, created_at, expires_at, dpop_jkt, audience) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+         code_hash, scopes, created_at, expires_at, dpop_jkt, audience, act) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
     let scopes = issue.scopes.to_string();
     let mut insert = async |token: &Secret, kind: &str, expires_at: i64, jkt: Option<&str>| {
         let hash = token.hash();
@@ -217,6 +224,7 @@ pub(super) async fn insert_tokens<E: Exec>(
                 expires_at.into(),
                 jkt.into(),
                 issue.binding.audience.as_deref().into(),
+                issue.binding.act.as_deref().into(),
             ],
         )
         .await
@@ -243,6 +251,7 @@ pub(super) async fn insert_tokens<E: Exec>(
         dpop_jkt: jkt.map(str::to_owned),
         audience: issue.binding.audience.clone(),
         user_id: issue.user_id.map(str::to_owned),
+        act: issue.binding.act.clone(),
     })
 }
 
@@ -250,7 +259,7 @@ pub(super) async fn insert_tokens<E: Exec>(
 macro_rules! token_columns {
     () => {
         "SELECT t.kind, t.app_id, a.client_id, t.user_id, t.grant_id, t.family_id, t.scopes, \
-         t.created_at AS token_created_at, t.expires_at, t.revoked_at, t.rotated_at, t.dpop_jkt, t.audience"
+         t.created_at AS token_created_at, t.expires_at, t.revoked_at, t.rotated_at, t.dpop_jkt, t.audience, t.act"
     };
 }
 
@@ -272,6 +281,7 @@ fn token_info_from_row(row: &(impl Columns + ?Sized), now: i64) -> Result<TokenI
             && row.int("disabled")? == 0,
         dpop_jkt: row.opt_text("dpop_jkt")?,
         audience: row.opt_text("audience")?,
+        act: row.opt_text("act")?,
     })
 }
 
@@ -312,7 +322,19 @@ impl Store {
 
     /// Issue tokens outside the code flow (client credentials).
     pub async fn issue_tokens(&self, issue: &Issue<'_>, now: i64) -> Result<Issued, sqlx::Error> {
+        self.issue_in_family(issue, None, now).await
+    }
+
+    /// Issue tokens in `family` (a token exchange's, so they are revoked with the token they
+    /// came from), or in a new one.
+    pub async fn issue_in_family(
+        &self,
+        issue: &Issue<'_>,
+        family: Option<&str>,
+        now: i64,
+    ) -> Result<Issued, sqlx::Error> {
         self.write(IssueTokens {
+            family: family.map(str::to_owned),
             app_id: issue.app_id.to_owned(),
             user_id: issue.user_id.map(str::to_owned),
             grant_id: issue.grant_id.map(str::to_owned),
@@ -547,6 +569,7 @@ where
 }
 
 struct IssueTokens {
+    family: Option<String>,
     app_id: String,
     user_id: Option<String>,
     grant_id: Option<String>,
@@ -574,7 +597,8 @@ impl Job for IssueTokens {
             refresh_ttl: self.refresh_ttl,
             binding: &self.binding,
         };
-        let issued = insert_tokens(exec, &issue, &new_id(), None, self.now).await?;
+        let family = self.family.clone().unwrap_or_else(new_id);
+        let issued = insert_tokens(exec, &issue, &family, None, self.now).await?;
         Ok(Done::Commit(issued))
     }
 }

@@ -22,6 +22,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin", get(index))
         .route("/admin/apps/{id}/verify", post(verify).get(back))
+        .route(
+            "/admin/apps/{id}/token-exchange",
+            post(token_exchange).get(back),
+        )
         .route("/admin/users/{id}", post(update_user).get(back))
         .route("/admin/resources", post(create_resource).get(back))
         .route(
@@ -92,6 +96,24 @@ async fn verify(
     let app = apps::find(&state.store, &admin, &id).await?;
     let origin = Origin::from(&ctx);
     apps::set_verified(&state.store, &admin, &app, form.verified == "1", origin).await?;
+    Ok(Redirect::to("/admin").into_response())
+}
+
+#[derive(Deserialize)]
+struct ExchangeForm {
+    allowed: String,
+}
+
+async fn token_exchange(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    CsrfForm(form): CsrfForm<ExchangeForm>,
+) -> Result<Response, PageError> {
+    let admin = require_admin(&ctx)?;
+    let app = apps::find(&state.store, &admin, &id).await?;
+    let origin = Origin::from(&ctx);
+    apps::set_token_exchange(&state.store, &admin, &app, form.allowed == "1", origin).await?;
     Ok(Redirect::to("/admin").into_response())
 }
 

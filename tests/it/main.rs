@@ -16,6 +16,7 @@ mod crash;
 mod device;
 mod docs;
 mod dpop;
+mod exchange;
 mod malformed;
 mod nodes;
 mod oauth;
