@@ -1,5 +1,6 @@
-//! The New Application form: name, homepage, the redirect-URI textarea (one per line) and the
-//! scopes, separated by NUL bytes in the input.
+//! The New Application form: name, homepage, the redirect-URI textarea (one per line), the
+//! scopes, the flags, the post-logout redirect URIs and the back-channel logout URL, separated
+//! by NUL bytes in the input.
 #![no_main]
 use latchkey::domain::app::{AppInput, split_lines};
 use libfuzzer_sys::fuzz_target;
@@ -11,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let mut fields = text.split('\0');
     let mut next = || fields.next().unwrap_or("").to_owned();
     let (name, homepage, uris, scopes, flags) = (next(), next(), next(), next(), next());
+    let (post_logout, backchannel) = (next(), next());
     let input = AppInput {
         name,
         homepage_url: homepage,
@@ -25,12 +27,17 @@ fuzz_target!(|data: &[u8]| {
         issue_refresh: Some(flags.contains('r')),
         device_flow: Some(flags.contains('d')),
         require_par: Some(flags.contains('p')),
+        dpop_bound: Some(flags.contains('b')),
+        post_logout_redirect_uris: split_lines(&post_logout),
+        backchannel_logout_uri: backchannel,
     };
     match input.validate(3600) {
         Ok(draft) => {
             assert!((1..=10).contains(&draft.redirect_uris.len()));
             assert!(!draft.name.trim().is_empty());
             assert!(draft.access_token_ttl > 0);
+            assert!(draft.post_logout_redirect_uris.len() <= 10);
+            assert!(!draft.backchannel_logout_uri.contains('#'));
         }
         Err(errors) => assert!(!errors.is_empty()),
     }

@@ -17,10 +17,7 @@ fuzz_target!(|data: &[u8]| {
             redirect_uris: split_lines(registered),
             scopes: vec!["profile".into()],
             confidential,
-            access_token_ttl: None,
-            issue_refresh: None,
-            device_flow: None,
-            require_par: None,
+            ..Default::default()
         };
         let Ok(draft) = input.validate(3600) else {
             continue;
