@@ -144,6 +144,9 @@ pub enum ClientCommand {
         /// Where latchkey POSTs a logout token when one of the app's users signs out.
         #[arg(long, default_value = "")]
         backchannel_logout_uri: String,
+        /// Where latchkey POSTs the app's events (webhooks).
+        #[arg(long, default_value = "")]
+        webhook_url: String,
         #[arg(long)]
         json: bool,
     },
@@ -493,6 +496,7 @@ async fn client_command(store: &Store, config: &Config, cmd: ClientCommand) -> a
             require_dpop,
             post_logout_redirect_uris,
             backchannel_logout_uri,
+            webhook_url,
             json,
         } => {
             let owner = find_user(store, &owner).await?;
@@ -509,6 +513,7 @@ async fn client_command(store: &Store, config: &Config, cmd: ClientCommand) -> a
                 dpop_bound: Some(require_dpop),
                 post_logout_redirect_uris,
                 backchannel_logout_uri,
+                webhook_url,
             };
             let (app, secret) = apps::create(
                 store,

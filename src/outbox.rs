@@ -1,5 +1,5 @@
 //! Sends what the outbox holds: back-channel logout tokens (OpenID Connect Back-Channel Logout
-//! 1.0) to the apps that asked for them. Every node runs a sender; each delivery is leased
+//! 1.0) and webhook events, to the apps that asked for them. Every node runs a sender; each delivery is leased
 //! before it is sent, so one node sends it. A failed attempt is retried after 5 s, 30 s, 5 min
 //! and 30 min, then given up; every attempt is recorded.
 
@@ -8,11 +8,19 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use aws_lc_rs::hmac;
+use base64::Engine;
+
 use crate::app::AppState;
+use crate::store::App;
 use crate::store::deliveries::{Attempt, Delivery};
 use crate::store::now;
 
 pub const BACKCHANNEL_LOGOUT: &str = "backchannel_logout";
+pub const WEBHOOK: &str = "webhook";
+/// The header carrying a webhook's signature: `t=<unix time>,v1=<hex HMAC-SHA256 of
+/// "<t>.<body>">`.
+pub const SIGNATURE_HEADER: &str = "Latchkey-Signature";
 /// Seconds to wait after the first, second… failed attempt; after the last, give up.
 const BACKOFF: [i64; 4] = [5, 30, 300, 1800];
 /// How long a node holds a delivery it is sending.
@@ -62,6 +70,56 @@ pub async fn queue_logouts(state: &AppState, user_id: &str) -> Result<usize, sql
         queued += 1;
     }
     Ok(queued)
+}
+
+/// Queue the webhook event `kind` (`grant.revoked`, `tokens.revoked`, `client_secret.revoked`)
+/// for `app`, if it has a webhook URL. The event's `id` stays the same across retries.
+pub async fn queue_event(
+    state: &AppState,
+    app: &App,
+    kind: &str,
+    data: serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    if app.webhook_url.is_empty() {
+        return Ok(());
+    }
+    let t = now();
+    let event = json!({
+        "id": crate::domain::secret::random_base62(24),
+        "type": kind,
+        "created_at": t,
+        "client_id": app.client_id,
+        "data": data,
+    });
+    state
+        .store
+        .enqueue_delivery(&app.id, WEBHOOK, &app.webhook_url, &event.to_string(), t)
+        .await?;
+    Ok(())
+}
+
+/// The key an app's webhooks are signed with: derived from a server key and the app, so it
+/// is never stored; shown to the app's owner on its page.
+pub async fn webhook_secret(state: &AppState, app_id: &str) -> Result<String, sqlx::Error> {
+    let key = state.store.server_key("webhooks").await?;
+    let mac = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, &key),
+        format!("latchkey webhook v1\0{app_id}").as_bytes(),
+    );
+    Ok(format!(
+        "whsec_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.as_ref())
+    ))
+}
+
+/// The signature header's value for `body` sent at `t` with `secret`.
+pub fn signature(secret: &str, t: i64, body: &str) -> String {
+    let mac = hmac::sign(
+        &hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes()),
+        format!("{t}.{body}").as_bytes(),
+    );
+    let hex: String = mac.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("t={t},v1={hex}")
 }
 
 /// Run the sender on this node until the process ends.
@@ -128,6 +186,29 @@ async fn attempt(
     client: &reqwest::Client,
     delivery: &Delivery,
 ) -> Result<u16, String> {
+    if delivery.kind == WEBHOOK {
+        let secret = webhook_secret(state, &delivery.app_id)
+            .await
+            .map_err(|e| format!("reading the signing key failed: {e}"))?;
+        let kind = serde_json::from_str::<serde_json::Value>(&delivery.payload)
+            .ok()
+            .and_then(|e| e["type"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let response = client
+            .post(&delivery.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(
+                SIGNATURE_HEADER,
+                signature(&secret, now(), &delivery.payload),
+            )
+            .header("Latchkey-Event", kind)
+            .header("Latchkey-Delivery", &delivery.id)
+            .body(delivery.payload.clone())
+            .send()
+            .await
+            .map_err(|e| format!("{e}"))?;
+        return Ok(response.status().as_u16());
+    }
     if delivery.kind != BACKCHANNEL_LOGOUT {
         return Err(format!("unknown delivery kind {}", delivery.kind));
     }

@@ -55,6 +55,8 @@ struct Client {
     post_logout_redirect_uris: Option<Vec<String>>,
     /// Present when set: where latchkey POSTs logout tokens.
     backchannel_logout_uri: Option<String>,
+    /// Present when set: where latchkey POSTs the app's events.
+    webhook_url: Option<String>,
     /// RFC 3339.
     created_at: String,
 }
@@ -102,6 +104,9 @@ pub fn client_json(app: &App, secret: Option<&Secret>) -> Value {
     }
     if !app.backchannel_logout_uri.is_empty() {
         object["backchannel_logout_uri"] = json!(app.backchannel_logout_uri);
+    }
+    if !app.webhook_url.is_empty() {
+        object["webhook_url"] = json!(app.webhook_url);
     }
     if let Some(secret) = secret {
         object["client_secret"] = json!(secret.expose());
@@ -175,6 +180,8 @@ struct ClientBody {
     post_logout_redirect_uris: Option<Vec<String>>,
     /// Where latchkey POSTs logout tokens (`""` for none).
     backchannel_logout_uri: Option<String>,
+    /// Where latchkey POSTs the app's events, signed (`""` for none).
+    webhook_url: Option<String>,
 }
 
 impl ClientBody {
@@ -206,6 +213,7 @@ impl ClientBody {
             backchannel_logout_uri: self
                 .backchannel_logout_uri
                 .unwrap_or(base.backchannel_logout_uri),
+            webhook_url: self.webhook_url.unwrap_or(base.webhook_url),
         }
     }
 }
@@ -225,6 +233,7 @@ pub fn input_of(app: &App) -> AppInput {
         dpop_bound: Some(app.dpop_bound),
         post_logout_redirect_uris: app.post_logout_redirect_uris.clone(),
         backchannel_logout_uri: app.backchannel_logout_uri.clone(),
+        webhook_url: app.webhook_url.clone(),
     }
 }
 

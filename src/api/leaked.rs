@@ -82,9 +82,25 @@ async fn report(
         };
         if let Some(hit) = state.store.revoke_leaked(kind, &found, now()).await? {
             tracing::warn!(kind = hit.kind, subject = %hit.subject, "revoked a secret reported as leaked");
+            let url = url.unwrap_or_default();
             let event = AuditEvent::new(AuditKind::LeakRevoked, &hit.subject)
-                .details(json!({"kind": hit.kind, "url": url.unwrap_or_default()}));
+                .details(json!({"kind": hit.kind, "url": url}));
             state.store.audit(event, now()).await?;
+            // The app whose secret or token it was hears of it.
+            if hit.kind != "personal_access_token"
+                && let Some(app) = state.store.app_by_client_id(&hit.subject).await?
+            {
+                let (kind, data) = if hit.kind == "client_secret" {
+                    (
+                        "client_secret.revoked",
+                        json!({"reason": "leak_report", "url": url}),
+                    )
+                } else {
+                    let data = json!({"reason": "leak_report", "kind": hit.kind, "url": url});
+                    ("tokens.revoked", data)
+                };
+                crate::outbox::queue_event(&state, &app, kind, data).await?;
+            }
         }
     }
     Ok(axum::Json(json!({ "received": received })).into_response())

@@ -105,6 +105,23 @@ pub fn match_redirect_uri<'a>(
     })
 }
 
+/// Whether latchkey may POST to `url` (empty: nothing to POST to): HTTPS, or HTTP on loopback,
+/// without credentials or a fragment.
+fn delivery_url_ok(url: &str) -> bool {
+    url.is_empty()
+        || (url.len() <= MAX_URI_LEN
+            && !url.contains('#')
+            && Url::parse(url).is_ok_and(|u| {
+                u.username().is_empty()
+                    && u.password().is_none()
+                    && match u.scheme() {
+                        "https" => u.host().is_some(),
+                        "http" => is_loopback(&u),
+                        _ => false,
+                    }
+            }))
+}
+
 /// What an owner submits for an app (from a form, the API or the CLI).
 #[derive(Debug, Clone, Default)]
 pub struct AppInput {
@@ -125,6 +142,8 @@ pub struct AppInput {
     pub post_logout_redirect_uris: Vec<String>,
     /// Where latchkey POSTs logout tokens (Back-Channel Logout); empty for none.
     pub backchannel_logout_uri: String,
+    /// Where latchkey POSTs the app's events (webhooks); empty for none.
+    pub webhook_url: String,
 }
 
 /// A validated app definition, ready to store.
@@ -142,6 +161,7 @@ pub struct AppDraft {
     pub dpop_bound: bool,
     pub post_logout_redirect_uris: Vec<String>,
     pub backchannel_logout_uri: String,
+    pub webhook_url: String,
 }
 
 /// Split a textarea of redirect URIs, one per line, dropping blank lines.
@@ -237,26 +257,21 @@ impl AppInput {
             errors.push(FieldError::new("post_logout_redirect_uris", message));
         }
 
-        // latchkey itself POSTs here: HTTPS, or HTTP on this machine's loopback (development).
+        // latchkey itself POSTs to these: HTTPS, or HTTP on this machine's loopback
+        // (development).
         let backchannel = self.backchannel_logout_uri.trim();
-        if !backchannel.is_empty() {
-            let ok = backchannel.len() <= MAX_URI_LEN
-                && !backchannel.contains('#')
-                && Url::parse(backchannel).is_ok_and(|u| {
-                    u.username().is_empty()
-                        && u.password().is_none()
-                        && match u.scheme() {
-                            "https" => u.host().is_some(),
-                            "http" => is_loopback(&u),
-                            _ => false,
-                        }
-                });
-            if !ok {
-                errors.push(FieldError::new(
-                    "backchannel_logout_uri",
-                    "error-backchannel-logout-uri",
-                ));
-            }
+        if !delivery_url_ok(backchannel) {
+            errors.push(FieldError::new(
+                "backchannel_logout_uri",
+                "error-backchannel-logout-uri",
+            ));
+        }
+        let webhook = self.webhook_url.trim();
+        if !delivery_url_ok(webhook) {
+            errors.push(FieldError::new(
+                "webhook_url",
+                "error-backchannel-logout-uri",
+            ));
         }
 
         let ttl = self.access_token_ttl.unwrap_or(default_ttl);
@@ -280,6 +295,7 @@ impl AppInput {
             dpop_bound: self.dpop_bound.unwrap_or(false),
             post_logout_redirect_uris,
             backchannel_logout_uri: backchannel.to_owned(),
+            webhook_url: webhook.to_owned(),
         })
     }
 }

@@ -289,6 +289,7 @@ fn input_of(body: ClientMetadata) -> Result<(AppInput, Map<String, Value>), Refu
         dpop_bound: body.dpop_bound_access_tokens,
         post_logout_redirect_uris: body.post_logout_redirect_uris.unwrap_or_default(),
         backchannel_logout_uri: body.backchannel_logout_uri.unwrap_or_default(),
+        webhook_url: String::new(),
     };
     Ok((input, kept))
 }

@@ -391,6 +391,8 @@ async fn authorization_code(
                 .details(json!({"revoked_tokens": revoked}));
             state.store.audit(event, t).await?;
             tracing::warn!(client.id = %app.client_id, revoked, "an authorization code was used twice; its tokens were revoked");
+            let data = json!({"reason": "authorization_code_reuse", "revoked_tokens": revoked});
+            crate::outbox::queue_event(state, app, "tokens.revoked", data).await?;
             Err(invalid_grant("the code was already used"))
         }
         CodeOutcome::Invalid => Err(invalid_grant("the code is not valid or has expired")),
@@ -455,6 +457,8 @@ async fn refresh_token(
             let event = AuditEvent::new(AuditKind::RefreshReuse, &app.client_id)
                 .details(json!({"family": family_id, "user": user_id}));
             state.store.audit(event, t).await?;
+            let data = json!({"reason": "refresh_token_reuse", "user": user_id});
+            crate::outbox::queue_event(state, app, "tokens.revoked", data).await?;
             tracing::warn!(client.id = %app.client_id, "a retired refresh token was presented; its chain was revoked");
             Err(invalid_grant("the refresh token was already used"))
         }

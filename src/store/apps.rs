@@ -34,6 +34,8 @@ pub struct App {
     pub post_logout_redirect_uris: Vec<String>,
     /// Where logout tokens are POSTed; empty for none.
     pub backchannel_logout_uri: String,
+    /// Where its events are POSTed; empty for none.
+    pub webhook_url: String,
     /// An admin allowed it to exchange tokens (RFC 8693).
     pub token_exchange: bool,
     /// Registered through `/oauth/register` (RFC 7591); managed with its registration token.
@@ -62,7 +64,7 @@ macro_rules! select_app {
     ($where:literal) => {
         concat!(
             "SELECT a.id, a.client_id, a.secret_hash, a.name, a.homepage_url, a.redirect_uris, a.scopes, \
-             a.confidential, a.verified, a.owner_id, a.access_token_ttl, a.issue_refresh, a.device_flow, a.require_par, a.dpop_bound, a.dynamic, a.client_metadata, a.post_logout_redirect_uris, a.backchannel_logout_uri, a.token_exchange, a.created_at, \
+             a.confidential, a.verified, a.owner_id, a.access_token_ttl, a.issue_refresh, a.device_flow, a.require_par, a.dpop_bound, a.dynamic, a.client_metadata, a.post_logout_redirect_uris, a.backchannel_logout_uri, a.webhook_url, a.token_exchange, a.created_at, \
              a.updated_at, COALESCE(u.name, '') AS owner_name, COALESCE(u.email, '') AS owner_email \
              FROM apps a LEFT JOIN users u ON u.id = a.owner_id ",
             $where
@@ -92,6 +94,7 @@ fn app_from_row(row: &(impl Columns + ?Sized)) -> Result<App, sqlx::Error> {
         post_logout_redirect_uris: serde_json::from_str(&row.text("post_logout_redirect_uris")?)
             .unwrap_or_default(),
         backchannel_logout_uri: row.text("backchannel_logout_uri")?,
+        webhook_url: row.text("webhook_url")?,
         token_exchange: row.int("token_exchange")? != 0,
         dynamic: row.int("dynamic")? != 0,
         client_metadata: serde_json::from_str(&row.text("client_metadata")?).unwrap_or_default(),
@@ -145,8 +148,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO apps (id, client_id, secret_hash, name, homepage_url, redirect_uris, scopes, confidential, \
              owner_id, access_token_ttl, issue_refresh, created_at, updated_at, device_flow, require_par, dpop_bound, \
-             dynamic, registration_token_hash, client_metadata, post_logout_redirect_uris, backchannel_logout_uri) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+             dynamic, registration_token_hash, client_metadata, post_logout_redirect_uris, backchannel_logout_uri, webhook_url) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
         )
         .bind(&id)
         .bind(new_client_id())
@@ -172,6 +175,7 @@ impl Store {
         )
         .bind(serde_json::to_string(&draft.post_logout_redirect_uris).unwrap_or_else(|_| "[]".into()))
         .bind(&draft.backchannel_logout_uri)
+        .bind(&draft.webhook_url)
         .execute(self.writer())
         .await?;
         let app = self.app_by_id(&id).await?.ok_or(sqlx::Error::RowNotFound)?;
@@ -257,7 +261,7 @@ impl Store {
         sqlx::query(
             "UPDATE apps SET name = $1, homepage_url = $2, redirect_uris = $3, scopes = $4, confidential = $5, \
              secret_hash = $6, access_token_ttl = $7, issue_refresh = $8, updated_at = $9, device_flow = $11, \
-             require_par = $12, dpop_bound = $13, post_logout_redirect_uris = $14, backchannel_logout_uri = $15 WHERE id = $10",
+             require_par = $12, dpop_bound = $13, post_logout_redirect_uris = $14, backchannel_logout_uri = $15, webhook_url = $16 WHERE id = $10",
         )
         .bind(&draft.name)
         .bind(&draft.homepage_url)
@@ -274,6 +278,7 @@ impl Store {
         .bind(flag(draft.dpop_bound))
         .bind(serde_json::to_string(&draft.post_logout_redirect_uris).unwrap_or_else(|_| "[]".into()))
         .bind(&draft.backchannel_logout_uri)
+        .bind(&draft.webhook_url)
         .execute(self.writer())
         .await?;
         let app = self

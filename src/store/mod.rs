@@ -116,6 +116,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "token_exchange",
         include_str!("../../migrations/sqlite/0010_token_exchange.sql"),
     ),
+    (
+        11,
+        "webhooks",
+        include_str!("../../migrations/sqlite/0011_webhooks.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -167,6 +172,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "token_exchange",
         include_str!("../../migrations/postgres/0010_token_exchange.sql"),
+    ),
+    (
+        11,
+        "webhooks",
+        include_str!("../../migrations/postgres/0011_webhooks.sql"),
     ),
 ];
 

@@ -18,6 +18,7 @@ use crate::domain::user::{FieldError, User};
 use crate::http::csrf::NoFields;
 use crate::http::{CsrfForm, Ctx, PageError};
 use crate::store::App;
+use crate::store::deliveries::Delivery;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -97,6 +98,7 @@ struct FormValues {
     dpop_bound: bool,
     post_logout_redirect_uris: String,
     backchannel_logout_uri: String,
+    webhook_url: String,
 }
 
 #[derive(Template)]
@@ -149,6 +151,7 @@ fn values_of(app: &App) -> FormValues {
         dpop_bound: app.dpop_bound,
         post_logout_redirect_uris: app.post_logout_redirect_uris.join("\n"),
         backchannel_logout_uri: app.backchannel_logout_uri.clone(),
+        webhook_url: app.webhook_url.clone(),
     }
 }
 
@@ -167,6 +170,7 @@ async fn new_form(State(state): State<AppState>, ctx: Ctx) -> Result<Response, P
         dpop_bound: false,
         post_logout_redirect_uris: String::new(),
         backchannel_logout_uri: String::new(),
+        webhook_url: String::new(),
     };
     render(FormPage {
         ctx,
@@ -212,6 +216,7 @@ fn read_form(
             .unwrap_or("")
             .trim()
             .to_owned(),
+        webhook_url: get("webhook_url").unwrap_or("").trim().to_owned(),
     };
     let mut errors = Vec::new();
     let ttl = if values.access_token_ttl.is_empty() {
@@ -238,6 +243,7 @@ fn read_form(
         dpop_bound: Some(values.dpop_bound),
         post_logout_redirect_uris: split_lines(&values.post_logout_redirect_uris),
         backchannel_logout_uri: values.backchannel_logout_uri.clone(),
+        webhook_url: values.webhook_url.clone(),
     };
     (values, input, errors)
 }
@@ -278,7 +284,7 @@ async fn create(
     )
     .await
     {
-        Ok((app, secret)) => show_page(ctx, app, secret, None, StatusCode::CREATED),
+        Ok((app, secret)) => show_page(&state, ctx, app, secret, None, StatusCode::CREATED).await,
         Err(AppsError::Invalid(fields)) => {
             errors.extend(fields);
             form_errors(ctx, None, values, false, errors)
@@ -296,22 +302,38 @@ struct ShowPage {
     secret: Option<String>,
     notice: Option<String>,
     created: String,
+    /// The key its webhooks are signed with, when it has a webhook URL.
+    webhook_secret: Option<String>,
+    /// The newest deliveries to it (webhooks, logout tokens).
+    deliveries: Vec<Delivery>,
 }
 
 impl ShowPage {
     fn scope_text(&self, name: &str) -> String {
         self.ctx.t(scope::description_key(name))
     }
+
+    fn when(&self, unix: &i64) -> String {
+        fmt_time(*unix)
+    }
 }
 
-fn show_page(
+async fn show_page(
+    state: &AppState,
     ctx: Ctx,
     app: App,
     secret: Option<Secret>,
     notice: Option<String>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
+    let webhook_secret = if app.webhook_url.is_empty() {
+        None
+    } else {
+        Some(crate::outbox::webhook_secret(state, &app.id).await?)
+    };
     let page = ShowPage {
+        deliveries: state.store.deliveries_of_app(&app.id, 20).await?,
+        webhook_secret,
         ctx,
         created: fmt_time(app.created_at),
         secret: secret.map(|s| s.expose().to_owned()),
@@ -334,7 +356,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let (_, app) = load(&state, &ctx, &id).await?;
-    show_page(ctx, app, None, None, StatusCode::OK)
+    show_page(&state, ctx, app, None, None, StatusCode::OK).await
 }
 
 async fn edit_form(
@@ -367,7 +389,9 @@ async fn update(
     }
     let ttl = state.config.access_token_ttl.as_secs();
     match apps::update(&state.store, &user, &app, &input, ttl, Origin::from(&ctx)).await {
-        Ok((updated, Some(secret))) => show_page(ctx, updated, Some(secret), None, StatusCode::OK),
+        Ok((updated, Some(secret))) => {
+            show_page(&state, ctx, updated, Some(secret), None, StatusCode::OK).await
+        }
         Ok((updated, None)) => {
             Ok(Redirect::to(&format!("/oauth/applications/{}", updated.id)).into_response())
         }
@@ -388,7 +412,7 @@ async fn reset_secret(
     let (user, app) = load(&state, &ctx, &id).await?;
     let secret = apps::reset_secret(&state.store, &user, &app, Origin::from(&ctx)).await?;
     let notice = Some(ctx.t("apps-secret-reset-done"));
-    show_page(ctx, app, Some(secret), notice, StatusCode::OK)
+    show_page(&state, ctx, app, Some(secret), notice, StatusCode::OK).await
 }
 
 async fn revoke_tokens(
@@ -406,7 +430,7 @@ async fn revoke_tokens(
             ("grants", &revoked.grants.to_string()),
         ],
     ));
-    show_page(ctx, app, None, notice, StatusCode::OK)
+    show_page(&state, ctx, app, None, notice, StatusCode::OK).await
 }
 
 #[derive(Template)]

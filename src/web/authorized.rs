@@ -117,6 +117,10 @@ async fn revoke(
         .by(&user.id)
         .details(json!({"revoked_tokens": revoked}));
     state.store.audit(event, now()).await?;
+    if let Some(app) = state.store.app_by_id(&grant.app_id).await? {
+        let data = json!({"user": user.id, "revoked_tokens": revoked});
+        crate::outbox::queue_event(&state, &app, "grant.revoked", data).await?;
+    }
     Ok(Redirect::to(&format!(
         "/oauth/authorized_applications?revoked={}",
         crate::http::ctx::urlencode(&grant.app_name)

@@ -33,3 +33,4 @@ mod settings;
 mod setup;
 mod store;
 mod wakatime_cli;
+mod webhooks;

@@ -65,6 +65,7 @@ pub async fn register_for(
         dpop_bound: None,
         post_logout_redirect_uris: Vec::new(),
         backchannel_logout_uri: String::new(),
+        webhook_url: String::new(),
     };
     let draft = input.validate(3600).expect("valid app");
     let (stored, secret) = app.store.create_app(owner_id, &draft, now).await.unwrap();
