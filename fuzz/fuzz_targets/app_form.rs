@@ -1,5 +1,5 @@
 //! The New Application form: name, homepage, the redirect-URI textarea (one per line), the
-//! scopes, the flags, the post-logout redirect URIs and the back-channel logout URL, separated
+//! scopes, the flags, the post-logout redirect URIs, the back-channel logout URL and the webhook URL, separated
 //! by NUL bytes in the input.
 #![no_main]
 use latchkey::domain::app::{AppInput, split_lines};
@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let mut fields = text.split('\0');
     let mut next = || fields.next().unwrap_or("").to_owned();
     let (name, homepage, uris, scopes, flags) = (next(), next(), next(), next(), next());
-    let (post_logout, backchannel) = (next(), next());
+    let (post_logout, backchannel, webhook) = (next(), next(), next());
     let input = AppInput {
         name,
         homepage_url: homepage,
@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
         dpop_bound: Some(flags.contains('b')),
         post_logout_redirect_uris: split_lines(&post_logout),
         backchannel_logout_uri: backchannel,
+        webhook_url: webhook,
     };
     match input.validate(3600) {
         Ok(draft) => {
@@ -38,6 +39,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(draft.access_token_ttl > 0);
             assert!(draft.post_logout_redirect_uris.len() <= 10);
             assert!(!draft.backchannel_logout_uri.contains('#'));
+            assert!(!draft.webhook_url.contains('#'));
         }
         Err(errors) => assert!(!errors.is_empty()),
     }
