@@ -50,8 +50,6 @@ pub struct Shared {
     pub keys: oauth::keys::KeyCache,
     /// The OpenAPI document, made at its first request.
     pub openapi: std::sync::OnceLock<axum::body::Bytes>,
-    /// The key that makes DPoP nonces, read from the database at its first use.
-    pub dpop_nonce_key: tokio::sync::OnceCell<[u8; 32]>,
 }
 
 impl AppState {
@@ -65,7 +63,6 @@ impl AppState {
             metrics: http::metrics::handle(),
             keys: oauth::keys::KeyCache::default(),
             openapi: Default::default(),
-            dpop_nonce_key: Default::default(),
         }))
     }
 }

@@ -84,10 +84,7 @@ impl IntoResponse for ApiError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"latchkey\""),
                 );
-                r.headers_mut().append(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(crate::oauth::dpop::CHALLENGE),
-                );
+                crate::oauth::dpop::offer(r.headers_mut());
                 r
             }
             ApiError::InvalidToken => {
@@ -100,10 +97,7 @@ impl IntoResponse for ApiError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"latchkey\", error=\"invalid_token\""),
                 );
-                r.headers_mut().append(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(crate::oauth::dpop::CHALLENGE),
-                );
+                crate::oauth::dpop::offer(r.headers_mut());
                 r
             }
             ApiError::Dpop(refusal) => crate::oauth::dpop::refusal_response(&refusal),
@@ -194,11 +188,32 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// The `Bearer` token of a request, if it has one.
-pub fn bearer_token(parts: &Parts) -> Option<&str> {
+/// How the request presented its token: `Authorization: Bearer …` or `Authorization: DPoP …`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Bearer,
+    Dpop,
+}
+
+/// The token in the `Authorization` header and how it was presented.
+pub fn presented_token(parts: &Parts) -> Option<(Scheme, &str)> {
     let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
+        return None;
+    };
+    Some((scheme, token.trim()))
+}
+
+/// The `Bearer` token of a request, if it has one.
+pub fn bearer_token(parts: &Parts) -> Option<&str> {
+    presented_token(parts)
+        .filter(|(scheme, _)| *scheme == Scheme::Bearer)
+        .map(|(_, token)| token)
 }
 
 /// Whether a browser says the request comes from our own pages: `Sec-Fetch-Site` (when sent)

@@ -4,7 +4,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 
-use super::api::ApiError;
+use super::api::{ApiError, Scheme, presented_token};
 use super::client_ip;
 use super::ratelimit::spend_quota;
 use crate::app::AppState;
@@ -14,27 +14,6 @@ use crate::domain::user::User;
 use crate::oauth::dpop;
 use crate::store::now;
 use crate::store::tokens::TokenInfo;
-
-/// How the request presented its token: `Authorization: Bearer …` or `Authorization: DPoP …`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scheme {
-    Bearer,
-    Dpop,
-}
-
-/// The token in the `Authorization` header and how it was presented.
-pub fn presented_token(parts: &Parts) -> Option<(Scheme, &str)> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
-        Scheme::Bearer
-    } else if scheme.eq_ignore_ascii_case("dpop") {
-        Scheme::Dpop
-    } else {
-        return None;
-    };
-    Some((scheme, token.trim()))
-}
 
 /// Why an access token was not accepted.
 #[derive(Debug)]

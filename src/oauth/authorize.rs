@@ -311,7 +311,9 @@ pub(super) async fn validate(
     let resource = match map.get("resource") {
         None => None,
         Some(r) => Some(
-            super::token::resource_server(state, r)
+            state
+                .store
+                .resource_server(r)
                 .await
                 .map_err(|_| fail(ErrorCode::ServerError, "internal error"))?
                 .ok_or_else(|| {

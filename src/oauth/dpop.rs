@@ -25,7 +25,7 @@ use crate::store::now;
 /// goes by both of its names: `EdDSA` (RFC 8037) and the fully specified `Ed25519` (RFC 9864).
 pub const ALGS: [&str; 6] = ["ES256", "ES384", "EdDSA", "Ed25519", "RS256", "PS256"];
 /// The `WWW-Authenticate` challenge for the DPoP scheme, naming [`ALGS`].
-pub const CHALLENGE: &str = "DPoP algs=\"ES256 ES384 EdDSA Ed25519 RS256 PS256\"";
+const CHALLENGE: &str = "DPoP algs=\"ES256 ES384 EdDSA Ed25519 RS256 PS256\"";
 /// Seconds a proof is accepted after its `iat`.
 pub const MAX_AGE: i64 = 60;
 /// Seconds a proof's `iat` may be ahead of this server's clock.
@@ -66,6 +66,15 @@ impl Refusal {
             Refusal::Invalid(_) => None,
         }
     }
+}
+
+/// Add the DPoP challenge to a 401's headers, after the `Bearer` one: the token may also be
+/// sent in the DPoP scheme (RFC 9449 §7.1).
+pub fn offer(headers: &mut HeaderMap) {
+    headers.append(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(CHALLENGE),
+    );
 }
 
 /// The answer of a resource request whose DPoP proof was refused (RFC 9449 §7.1, §9): 401 with
@@ -136,6 +145,19 @@ pub async fn check(
         return Ok(None);
     };
     verify(state, jwt, target, now()).await.map(Some)
+}
+
+/// Check the DPoP proof of a POST to an OAuth endpoint (token, PAR), if it has one.
+pub async fn check_endpoint_request(
+    state: &AppState,
+    params: &super::params::Params,
+) -> Result<Option<Proof>, Refusal> {
+    let target = Target {
+        method: "POST",
+        path: &params.path,
+        access_token: None,
+    };
+    check(state, &params.headers, &target).await
 }
 
 async fn verify(
@@ -379,15 +401,10 @@ fn same_target(htu: Option<&str>, issuer: &str, path: &str) -> bool {
 
 /// The key that makes nonces, shared by every node through the database.
 async fn nonce_key(state: &AppState) -> Result<[u8; 32], Refusal> {
-    state
-        .dpop_nonce_key
-        .get_or_try_init(|| state.store.server_key("dpop_nonce"))
-        .await
-        .copied()
-        .map_err(|e| {
-            tracing::error!(error = %e, "database error while reading the DPoP nonce key");
-            Refusal::Invalid("the proof could not be checked; retry")
-        })
+    state.store.server_key("dpop_nonce").await.map_err(|e| {
+        tracing::error!(error = %e, "database error while reading the DPoP nonce key");
+        Refusal::Invalid("the proof could not be checked; retry")
+    })
 }
 
 /// The nonce for the window `window`: the window number and a MAC of it.

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::error::{ErrorCode, OAuthError};
 use super::params::Params;
-use super::token::{answer_body, resource_server, respond};
+use super::token::{answer_body, resource_identifier, respond};
 use crate::app::AppState;
 use crate::domain::scope::{self, Scopes};
 use crate::store::tokens::{Binding, Issue};
@@ -53,17 +53,7 @@ pub async fn exchange(
     // The resource the new token is for: `resource` (checked with the binding) or `audience`.
     let audience = match (&binding.audience, params.get("audience")) {
         (Some(resource), _) => resource.clone(),
-        (None, Some(audience)) => {
-            resource_server(state, audience)
-                .await?
-                .ok_or_else(|| {
-                    OAuthError::new(
-                        ErrorCode::InvalidTarget,
-                        "audience is not a resource server of this provider",
-                    )
-                })?
-                .identifier
-        }
+        (None, Some(audience)) => resource_identifier(state, "audience", audience).await?,
         (None, None) => {
             return Err(OAuthError::new(
                 ErrorCode::InvalidTarget,

@@ -50,12 +50,7 @@ pub async fn push(State(state): State<AppState>, params: Params) -> Result<Respo
         ));
     }
     // RFC 9449 §10.1: a DPoP proof here binds the code to its key, as `dpop_jkt` would.
-    let target = super::dpop::Target {
-        method: "POST",
-        path: &params.path,
-        access_token: None,
-    };
-    let proof = super::dpop::check(&state, &params.headers, &target).await?;
+    let proof = super::dpop::check_endpoint_request(&state, &params).await?;
     let mut values = params.values;
     if let Some(proof) = proof {
         if values.get("dpop_jkt").is_some_and(|j| *j != proof.jkt) {

@@ -26,10 +26,9 @@ use crate::config::ClientRegistration;
 use crate::domain::app::AppInput;
 use crate::domain::secret::{self, Secret, TokenKind};
 use crate::domain::user::{FieldError, User};
-use crate::http::api::ApiError;
+use crate::http::api::{ApiError, bearer_token, presented_token};
 use crate::http::client_ip;
 use crate::http::error::json_error;
-use crate::http::resource::{Scheme, presented_token};
 use crate::store::{App, AuditEvent, AuditKind, Registration, now};
 
 /// Registrations allowed per minute and client IP when rate limits are on.
@@ -369,11 +368,11 @@ fn answer(status: StatusCode, info: Value) -> Response {
 /// The user behind a personal access token with scope `apps` in the request, if any;
 /// `Err` for a token that is not one.
 async fn token_owner(state: &AppState, parts: &Parts) -> Result<Option<User>, Refusal> {
-    let Some((scheme, text)) = presented_token(parts) else {
+    if presented_token(parts).is_none() {
         return Ok(None);
-    };
-    let pat = secret::parse(TokenKind::PersonalAccessToken, text)
-        .filter(|_| scheme == Scheme::Bearer)
+    }
+    let pat = bearer_token(parts)
+        .and_then(|text| secret::parse(TokenKind::PersonalAccessToken, text))
         .ok_or_else(Refusal::invalid_token)?;
     match state.store.authenticate_pat(&pat, now()).await? {
         Some((pat, user)) if pat.scopes.contains("apps") => Ok(Some(user)),
@@ -449,10 +448,7 @@ async fn registered(
     parts: &Parts,
     client_id: &str,
 ) -> Result<(App, String), Refusal> {
-    let text = presented_token(parts)
-        .filter(|(scheme, _)| *scheme == Scheme::Bearer)
-        .map(|(_, text)| text)
-        .ok_or_else(Refusal::invalid_token)?;
+    let text = bearer_token(parts).ok_or_else(Refusal::invalid_token)?;
     let token = secret::parse(TokenKind::RegistrationAccessToken, text)
         .ok_or_else(Refusal::invalid_token)?;
     let app = state

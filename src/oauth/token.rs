@@ -9,14 +9,12 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::dpop::Target;
 use super::error::{ErrorCode, OAuthError};
 use super::params::{Params, authenticate_client};
 use crate::app::AppState;
 use crate::domain::pkce;
 use crate::domain::scope::{self, Scopes};
 use crate::domain::secret::{self, TokenKind};
-use crate::store::resources::ResourceServer;
 use crate::store::tokens::{
     Binding, CodeOutcome, Issue, IssueSpec, Issued, RefreshOutcome, Rotation,
 };
@@ -83,12 +81,7 @@ pub async fn token(State(state): State<AppState>, params: Params) -> Result<Resp
 /// The DPoP key the tokens of this request are bound to: the key of the request's proof,
 /// checked in full before any code or refresh token is spent.
 async fn binding(state: &AppState, app: &App, params: &Params) -> Result<Binding, OAuthError> {
-    let target = Target {
-        method: "POST",
-        path: &params.path,
-        access_token: None,
-    };
-    let proof = super::dpop::check(state, &params.headers, &target).await?;
+    let proof = super::dpop::check_endpoint_request(state, params).await?;
     if proof.is_none() && app.dpop_bound {
         return Err(OAuthError::new(
             ErrorCode::InvalidDpopProof,
@@ -98,17 +91,7 @@ async fn binding(state: &AppState, app: &App, params: &Params) -> Result<Binding
     // RFC 8707 §2.2: the resource the tokens are for, one of this provider's.
     let audience = match params.get("resource") {
         None => None,
-        Some(asked) => Some(
-            resource_server(state, asked)
-                .await?
-                .ok_or_else(|| {
-                    OAuthError::new(
-                        ErrorCode::InvalidTarget,
-                        "resource is not a resource server of this provider",
-                    )
-                })?
-                .identifier,
-        ),
+        Some(asked) => Some(resource_identifier(state, "resource", asked).await?),
     };
     Ok(Binding {
         dpop_jkt: proof.map(|p| p.jkt),
@@ -120,12 +103,20 @@ async fn binding(state: &AppState, app: &App, params: &Params) -> Result<Binding
     })
 }
 
-/// The resource server named exactly `identifier`.
-pub(super) async fn resource_server(
+/// `asked`, the value of `parameter`, if it names one of this provider's resource servers
+/// exactly; `invalid_target` otherwise.
+pub(super) async fn resource_identifier(
     state: &AppState,
-    identifier: &str,
-) -> Result<Option<ResourceServer>, sqlx::Error> {
-    state.store.resource_server(identifier).await
+    parameter: &str,
+    asked: &str,
+) -> Result<String, OAuthError> {
+    let server = state.store.resource_server(asked).await?.ok_or_else(|| {
+        OAuthError::new(
+            ErrorCode::InvalidTarget,
+            format!("{parameter} is not a resource server of this provider"),
+        )
+    })?;
+    Ok(server.identifier)
 }
 
 /// `at_hash`: the left half of SHA-256 of the access token, base64url (OpenID Connect §3.1.3.6).
@@ -218,7 +209,9 @@ async fn presented_access(
     let Some(audience) = &issued.audience else {
         return Ok(opaque);
     };
-    let jwt = resource_server(state, audience)
+    let jwt = state
+        .store
+        .resource_server(audience)
         .await?
         .is_some_and(|server| server.jwt);
     if !jwt {

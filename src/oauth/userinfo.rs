@@ -8,7 +8,8 @@ use serde_json::json;
 
 use crate::app::AppState;
 use crate::domain::secret::{self, TokenKind};
-use crate::http::resource::{Refused, access_token_user, presented_token, resource_quota};
+use crate::http::api::presented_token;
+use crate::http::resource::{Refused, access_token_user, resource_quota};
 
 fn bearer_error(
     status: StatusCode,
@@ -51,10 +52,7 @@ pub async fn userinfo(State(state): State<AppState>, parts: Parts) -> Response {
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"latchkey\""),
         );
-        headers.append(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(super::dpop::CHALLENGE),
-        );
+        super::dpop::offer(headers);
         return response;
     };
     let invalid = || {

@@ -122,9 +122,17 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// The server-wide 256-bit key called `name` (sealing, DPoP nonces), made by the first
-    /// node that asks for it; every node then reads the same value.
+    /// The server-wide 256-bit key called `name` (sealing, DPoP nonces, webhooks), made by the
+    /// first node that asks for it; every node then reads the same value, once.
     pub async fn server_key(&self, name: &str) -> Result<[u8; 32], sqlx::Error> {
+        if let Some(key) = self
+            .server_keys
+            .lock()
+            .ok()
+            .and_then(|k| k.get(name).copied())
+        {
+            return Ok(key);
+        }
         let mut fresh = [0u8; 32];
         rand::Rng::fill_bytes(&mut rand::rng(), &mut fresh);
         sqlx::query(
@@ -139,8 +147,12 @@ impl Store {
             .bind(name)
             .fetch_one(self.writer())
             .await?;
-        value
+        let key: [u8; 32] = value
             .try_into()
-            .map_err(|_| sqlx::Error::Protocol(format!("the server key `{name}` is damaged")))
+            .map_err(|_| sqlx::Error::Protocol(format!("the server key `{name}` is damaged")))?;
+        if let Ok(mut keys) = self.server_keys.lock() {
+            keys.insert(name.to_owned(), key);
+        }
+        Ok(key)
     }
 }

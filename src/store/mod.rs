@@ -62,6 +62,8 @@ pub struct Store {
     writes: Option<Arc<exec::Writer>>,
     /// When this process last noted each grant's use (see [`Store::touch_grant`]).
     touched: Arc<Mutex<HashMap<String, i64>>>,
+    /// Server keys already read (see [`Store::server_key`]): made once, never changed.
+    server_keys: Arc<Mutex<HashMap<String, [u8; 32]>>>,
 }
 
 /// The migrations for each backend, embedded in the binary. Both trees hold the same tables.
@@ -266,6 +268,7 @@ impl Store {
             reader,
             writes,
             touched: Arc::default(),
+            server_keys: Arc::default(),
         })
     }
 

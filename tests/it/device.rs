@@ -1,7 +1,6 @@
 //! The device authorization grant (RFC 8628): `/oauth/device/code`, the `/device` pages, and
 //! polling the token endpoint.
 
-use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -57,16 +56,6 @@ fn error_of(answer: &(StatusCode, Value)) -> (u16, String) {
         answer.0.as_u16(),
         answer.1["error"].as_str().unwrap_or("").to_owned(),
     )
-}
-
-fn jwt_claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 on_both_backends! {

@@ -1,6 +1,5 @@
 //! Token exchange (RFC 8693).
 
-use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -12,16 +11,6 @@ const API: &str = "https://orders.example.com";
 const DOWNSTREAM: &str = "https://billing.example.com";
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
-
-fn claims(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
-}
 
 /// What is refused: (name, subject token, extra parameters, error).
 type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str);
@@ -93,7 +82,7 @@ on_both_backends! {
         assert_eq!(body["scope"], "read");
         assert!(body.get("refresh_token").is_none());
         let exchanged = body["access_token"].as_str().unwrap().to_owned();
-        let c = claims(&exchanged);
+        let c = jwt_claims(&exchanged);
         assert_eq!(c["aud"], DOWNSTREAM);
         assert_eq!(c["sub"], app.store.user_by_email("shopper@example.com").await.unwrap().unwrap().id.as_str());
         assert_eq!(c["client_id"], orders.client_id.as_str());
