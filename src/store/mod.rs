@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod device;
 mod dpop;
 mod exec;
+mod gather;
 mod grants;
 mod keys;
 mod leaks;
@@ -64,6 +65,8 @@ pub struct Store {
     touched: Arc<Mutex<HashMap<String, i64>>>,
     /// Server keys already read (see [`Store::server_key`]): made once, never changed.
     server_keys: Arc<Mutex<HashMap<String, [u8; 32]>>>,
+    /// The resource API's token-and-user lookups, gathered on the pool (see [`gather`]).
+    token_users: Arc<gather::Gather>,
 }
 
 /// The migrations for each backend, embedded in the binary. Both trees hold the same tables.
@@ -192,7 +195,7 @@ const SQLITE_CACHE: &str = "PRAGMA cache_size = -32768";
 /// writer; synchronous=NORMAL keeps every committed transaction through a crash of the process
 /// (not of the OS).
 fn sqlite_pool(connections: u32, cache: &'static str) -> AnyPoolOptions {
-    AnyPoolOptions::new()
+    pool_options()
         .max_connections(connections)
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
@@ -205,6 +208,23 @@ fn sqlite_pool(connections: u32, cache: &'static str) -> AnyPoolOptions {
                 // whichever request's commit happens to fill the log.
                 conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
                 Ok(())
+            })
+        })
+}
+
+/// Pool options for either backend. sqlx pings a pooled connection before every use by
+/// default: a whole round trip to the database per query, which doubled the cost of a busy
+/// node's lookups. A connection is checked only after it has been idle for a second — the
+/// ones a restarted or unreachable database leaves dead — and one in steady use is not.
+fn pool_options() -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= Duration::from_secs(1) {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
             })
         })
 }
@@ -236,7 +256,7 @@ impl Store {
         let options = AnyConnectOptions::from_str(url).context("parsing the database URL")?;
         let pool_options = match backend {
             Backend::Sqlite => sqlite_pool(8, SQLITE_CACHE),
-            Backend::Postgres => AnyPoolOptions::new().max_connections(16),
+            Backend::Postgres => pool_options().max_connections(16),
         };
         let pool = pool_options
             .acquire_timeout(Duration::from_secs(10))
@@ -269,6 +289,7 @@ impl Store {
             writes,
             touched: Arc::default(),
             server_keys: Arc::default(),
+            token_users: Arc::new(tokens::token_users()),
         })
     }
 

@@ -263,6 +263,19 @@ macro_rules! token_columns {
     };
 }
 
+/// The rest of [`Store::token_with_user`]'s select, after the token's columns.
+macro_rules! token_with_user {
+    () => {
+        ", u.* FROM tokens t JOIN apps a ON a.id = t.app_id JOIN users u ON u.id = t.user_id"
+    };
+}
+
+/// The gathered form of [`Store::token_with_user`] (see [`super::gather`]).
+pub(super) fn token_users() -> super::gather::Gather {
+    let select = concat!(token_columns!(), ", t.token_hash", token_with_user!());
+    super::gather::Gather::new(select, "t.token_hash", "token_hash")
+}
+
 fn token_info_from_row(row: &(impl Columns + ?Sized), now: i64) -> Result<TokenInfo, sqlx::Error> {
     let expires_at = row.opt_int("expires_at")?;
     Ok(TokenInfo {
@@ -391,22 +404,29 @@ impl Store {
     }
 
     /// A token and its user in one lookup (the resource API's every request); `None` for an
-    /// unknown token or one without a user.
+    /// unknown token or one without a user. In place on a SQLite file; on the pool, gathered
+    /// with the lookups of other requests.
     pub async fn token_with_user(
         &self,
         token: &Secret,
         now: i64,
     ) -> Result<Option<(TokenInfo, User)>, sqlx::Error> {
-        self.lookup(
-            concat!(
+        let map = |r: &dyn Columns| {
+            Ok((
+                token_info_from_row(r, now)?,
+                super::users::user_from_row(r)?,
+            ))
+        };
+        if let Some(reader) = &self.reader {
+            let sql = concat!(
                 token_columns!(),
-                ", u.* FROM tokens t JOIN apps a ON a.id = t.app_id JOIN users u ON u.id = t.user_id \
-                 WHERE t.token_hash = $1"
-            ),
-            &[Param::Text(&token.hash())],
-            |r| Ok((token_info_from_row(r, now)?, super::users::user_from_row(r)?)),
-        )
-        .await
+                token_with_user!(),
+                " WHERE t.token_hash = $1"
+            );
+            return reader.optional(sql, [token.hash()], |r| map(r));
+        }
+        let row = self.token_users.lookup(&self.pool, token.hash()).await?;
+        row.as_ref().map(|r| map(r)).transpose()
     }
 
     /// Revoke one token (by the SHA-256 of its value); a refresh token takes its whole chain

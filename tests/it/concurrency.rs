@@ -1,5 +1,6 @@
 //! Concurrent redemption of one code, and concurrent refresh of one refresh token: the
-//! database's conditional update lets exactly one through.
+//! database's conditional update lets exactly one through. Concurrent resource requests with
+//! many tokens (gathered into shared lookups on PostgreSQL) each get their own user's answer.
 
 use reqwest::StatusCode;
 
@@ -66,5 +67,48 @@ on_both_backends! {
         assert_eq!(rotated, 2, "one rotation: the original and one successor");
         let (access, _) = pairs.into_iter().next().unwrap();
         assert_eq!(introspect(&app, &client, &access).await["active"], true);
+    }
+
+    async fn concurrent_requests_with_many_tokens_each_get_their_own_answer(backend) {
+        let app = spawn_app_with(&backend, |s| s.rate_limits = Some("off".into())).await;
+        let client = register(&app, true, "profile").await;
+        let mut tokens = Vec::new();
+        for i in 0..5 {
+            let email = format!("reader{i}@example.com");
+            let browser = app.signed_in(&email).await;
+            let (code, verifier) = get_code(&app, &browser, &client, "profile").await;
+            let (status, body) = exchange(&app, &client, &code, &verifier).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            tokens.push((Some(email), body["access_token"].as_str().unwrap().to_owned()));
+        }
+        // One token revoked, one never issued: both are refused, alongside the others' answers.
+        let revoked = reqwest::Client::new().post(app.url("/oauth/revoke"))
+            .basic_auth(&client.client_id, client.secret.as_ref())
+            .form(&[("token", tokens[4].1.as_str())])
+            .send().await.unwrap();
+        assert_eq!(revoked.status(), StatusCode::OK);
+        tokens[4].0 = None;
+        tokens.push((None, "lk_at_never_issued_0123456789".into()));
+        let app = std::sync::Arc::new(app);
+        let mut tasks = Vec::new();
+        for i in 0..120 {
+            let (app, (email, token)) = (app.clone(), tokens[i % tokens.len()].clone());
+            tasks.push(tokio::spawn(async move {
+                let (status, body) = app.api(reqwest::Method::GET, "/api/v1/authenticated/me", &token, None).await;
+                (email, status, body)
+            }));
+        }
+        for t in tasks {
+            match t.await.unwrap() {
+                (Some(email), status, body) => {
+                    assert_eq!(status, StatusCode::OK, "{body}");
+                    assert_eq!(body["emails"], serde_json::json!([email]));
+                }
+                (None, status, body) => {
+                    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+                    assert_eq!(body["error"], "invalid_token");
+                }
+            }
+        }
     }
 }
