@@ -1,6 +1,5 @@
 //! OAuth apps (clients).
 
-use super::exec::Param;
 use super::reader::Columns;
 use super::{Store, flag, new_id};
 use crate::domain::app::{AppDraft, new_client_id};
@@ -70,6 +69,11 @@ macro_rules! select_app {
             $where
         )
     };
+}
+
+/// The gathered form of [`Store::app_by_client_id`] (see [`super::gather`]).
+pub(super) fn gather_by_client_id() -> super::gather::Gather {
+    super::gather::Gather::new(select_app!(""), "a.client_id", "client_id")
 }
 
 fn app_from_row(row: &(impl Columns + ?Sized)) -> Result<App, sqlx::Error> {
@@ -216,12 +220,9 @@ impl Store {
     }
 
     pub async fn app_by_client_id(&self, client_id: &str) -> Result<Option<App>, sqlx::Error> {
-        self.lookup(
-            select_app!("WHERE a.client_id = $1"),
-            &[Param::Text(client_id)],
-            |r| app_from_row(r),
-        )
-        .await
+        let sql = select_app!("WHERE a.client_id = $1");
+        self.lookup_gathered(&self.apps_by_client_id, sql, client_id, |r| app_from_row(r))
+            .await
     }
 
     /// An owner's apps, newest first.

@@ -65,8 +65,11 @@ pub struct Store {
     touched: Arc<Mutex<HashMap<String, i64>>>,
     /// Server keys already read (see [`Store::server_key`]): made once, never changed.
     server_keys: Arc<Mutex<HashMap<String, [u8; 32]>>>,
-    /// The resource API's token-and-user lookups, gathered on the pool (see [`gather`]).
+    /// The request path's point lookups, gathered on the pool (see [`gather`]): a token and
+    /// its user, a token, an app by client ID.
     token_users: Arc<gather::Gather>,
+    token_infos: Arc<gather::Gather>,
+    apps_by_client_id: Arc<gather::Gather>,
 }
 
 /// The migrations for each backend, embedded in the binary. Both trees hold the same tables.
@@ -289,7 +292,9 @@ impl Store {
             writes,
             touched: Arc::default(),
             server_keys: Arc::default(),
-            token_users: Arc::new(tokens::token_users()),
+            token_users: Arc::new(tokens::gather_token_users()),
+            token_infos: Arc::new(tokens::gather_token_infos()),
+            apps_by_client_id: Arc::new(apps::gather_by_client_id()),
         })
     }
 
@@ -307,6 +312,22 @@ impl Store {
         let row = exec::bind(sqlx::query(sql), keys)
             .fetch_optional(&self.pool)
             .await?;
+        row.as_ref().map(|r| map(r)).transpose()
+    }
+
+    /// The row of a one-key point lookup, `sql` with the key bound to `$1`: in place on a
+    /// SQLite file; on the pool, gathered with other requests' lookups of the same kind.
+    async fn lookup_gathered<T>(
+        &self,
+        gather: &Arc<gather::Gather>,
+        sql: &'static str,
+        key: &str,
+        map: impl Fn(&dyn reader::Columns) -> Result<T, sqlx::Error>,
+    ) -> Result<Option<T>, sqlx::Error> {
+        if let Some(reader) = &self.reader {
+            return reader.optional(sql, [key], |row| map(row));
+        }
+        let row = gather.lookup(&self.pool, key.to_owned()).await?;
         row.as_ref().map(|r| map(r)).transpose()
     }
 

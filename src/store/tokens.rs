@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::exec::{Done, Exec, Job, Param};
+use super::gather::Gather;
 use super::reader::Columns;
 use super::{Store, flag, new_id};
 use crate::domain::scope::Scopes;
@@ -270,10 +271,24 @@ macro_rules! token_with_user {
     };
 }
 
+/// The rest of [`Store::token_info_by_hash`]'s select, after the token's columns.
+macro_rules! token_info {
+    () => {
+        ", COALESCE(u.disabled, 0) AS disabled \
+         FROM tokens t JOIN apps a ON a.id = t.app_id LEFT JOIN users u ON u.id = t.user_id"
+    };
+}
+
 /// The gathered form of [`Store::token_with_user`] (see [`super::gather`]).
-pub(super) fn token_users() -> super::gather::Gather {
+pub(super) fn gather_token_users() -> Gather {
     let select = concat!(token_columns!(), ", t.token_hash", token_with_user!());
-    super::gather::Gather::new(select, "t.token_hash", "token_hash")
+    Gather::new(select, "t.token_hash", "token_hash")
+}
+
+/// The gathered form of [`Store::token_info_by_hash`].
+pub(super) fn gather_token_infos() -> Gather {
+    let select = concat!(token_columns!(), ", t.token_hash", token_info!());
+    Gather::new(select, "t.token_hash", "token_hash")
 }
 
 fn token_info_from_row(row: &(impl Columns + ?Sized), now: i64) -> Result<TokenInfo, sqlx::Error> {
@@ -390,43 +405,32 @@ impl Store {
         hash: &str,
         now: i64,
     ) -> Result<Option<TokenInfo>, sqlx::Error> {
-        self.lookup(
-            concat!(
-                token_columns!(),
-                ", COALESCE(u.disabled, 0) AS disabled \
-                 FROM tokens t JOIN apps a ON a.id = t.app_id LEFT JOIN users u ON u.id = t.user_id \
-                 WHERE t.token_hash = $1"
-            ),
-            &[Param::Text(hash)],
-            |r| token_info_from_row(r, now),
-        )
+        let sql = concat!(token_columns!(), token_info!(), " WHERE t.token_hash = $1");
+        self.lookup_gathered(&self.token_infos, sql, hash, |r| {
+            token_info_from_row(r, now)
+        })
         .await
     }
 
     /// A token and its user in one lookup (the resource API's every request); `None` for an
-    /// unknown token or one without a user. In place on a SQLite file; on the pool, gathered
-    /// with the lookups of other requests.
+    /// unknown token or one without a user.
     pub async fn token_with_user(
         &self,
         token: &Secret,
         now: i64,
     ) -> Result<Option<(TokenInfo, User)>, sqlx::Error> {
-        let map = |r: &dyn Columns| {
+        let sql = concat!(
+            token_columns!(),
+            token_with_user!(),
+            " WHERE t.token_hash = $1"
+        );
+        self.lookup_gathered(&self.token_users, sql, &token.hash(), |r| {
             Ok((
                 token_info_from_row(r, now)?,
                 super::users::user_from_row(r)?,
             ))
-        };
-        if let Some(reader) = &self.reader {
-            let sql = concat!(
-                token_columns!(),
-                token_with_user!(),
-                " WHERE t.token_hash = $1"
-            );
-            return reader.optional(sql, [token.hash()], |r| map(r));
-        }
-        let row = self.token_users.lookup(&self.pool, token.hash()).await?;
-        row.as_ref().map(|r| map(r)).transpose()
+        })
+        .await
     }
 
     /// Revoke one token (by the SHA-256 of its value); a refresh token takes its whole chain
