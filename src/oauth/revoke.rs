@@ -128,11 +128,9 @@ pub async fn introspect(
     if let Some(exp) = info.expires_at {
         body["exp"] = json!(exp);
     }
-    if let Some(user_id) = &info.user_id
-        && let Some(user) = state.store.user_by_id(user_id).await?
-    {
-        body["sub"] = json!(user.id);
-        body["username"] = json!(user.email);
+    if let (Some(user_id), Some(email)) = (&info.user_id, &info.user_email) {
+        body["sub"] = json!(user_id);
+        body["username"] = json!(email);
     }
     Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
 }

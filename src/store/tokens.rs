@@ -138,6 +138,8 @@ pub struct TokenInfo {
     pub audience: Option<String>,
     /// Who acts for the user (token exchange), as JSON.
     pub act: Option<String>,
+    /// The user's email (introspection's `username`); `None` for an app's own token.
+    pub user_email: Option<String>,
 }
 
 /// How long a retried refresh gets the same successor instead of tripping reuse detection.
@@ -256,7 +258,7 @@ pub(super) async fn insert_tokens<E: Exec>(
     })
 }
 
-/// The token columns [`token_info_from_row`] reads (with `disabled`, the user's flag).
+/// The token columns [`token_info_from_row`] reads (with the user's `disabled` flag and `email`).
 macro_rules! token_columns {
     () => {
         "SELECT t.kind, t.app_id, a.client_id, t.user_id, t.grant_id, t.family_id, t.scopes, \
@@ -274,7 +276,7 @@ macro_rules! token_with_user {
 /// The rest of [`Store::token_info_by_hash`]'s select, after the token's columns.
 macro_rules! token_info {
     () => {
-        ", COALESCE(u.disabled, 0) AS disabled \
+        ", COALESCE(u.disabled, 0) AS disabled, u.email \
          FROM tokens t JOIN apps a ON a.id = t.app_id LEFT JOIN users u ON u.id = t.user_id"
     };
 }
@@ -310,6 +312,7 @@ fn token_info_from_row(row: &(impl Columns + ?Sized), now: i64) -> Result<TokenI
         dpop_jkt: row.opt_text("dpop_jkt")?,
         audience: row.opt_text("audience")?,
         act: row.opt_text("act")?,
+        user_email: row.opt_text("email")?,
     })
 }
 
