@@ -126,32 +126,43 @@ pub fn signature(secret: &str, t: i64, body: &str) -> String {
 pub fn spawn(state: &AppState) {
     let state = state.clone();
     tokio::spawn(async move {
-        let client = match reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
-            .build()
-        {
-            Ok(client) => client,
-            Err(e) => {
-                tracing::error!(error = %e, "the delivery sender could not start");
-                return;
-            }
-        };
+        // Made at the first delivery: most servers send none, and an HTTP client with its TLS
+        // roots costs memory for as long as the process runs.
+        let mut client = None;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tick.tick().await;
-            if let Err(e) = send_due(&state, &client).await {
+            if let Err(e) = send_due(&state, &mut client).await {
                 tracing::warn!(error = %e, "sending deliveries failed");
             }
         }
     });
 }
 
-async fn send_due(state: &AppState, client: &reqwest::Client) -> Result<(), sqlx::Error> {
+fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("the HTTP client could not start: {e}"))
+}
+
+async fn send_due(
+    state: &AppState,
+    client: &mut Option<reqwest::Client>,
+) -> Result<(), sqlx::Error> {
     let t = now();
     for delivery in state.store.claim_due_deliveries(t, t + LEASE, 20).await? {
-        let attempt = match attempt(state, client, &delivery).await {
+        let ready = match client {
+            Some(client) => Ok(&*client),
+            None => http_client().map(|made| &*client.insert(made)),
+        };
+        let outcome = match ready {
+            Ok(client) => attempt(state, client, &delivery).await,
+            Err(error) => Err(error),
+        };
+        let attempt = match outcome {
             Ok(status) if (200..300).contains(&status) => Attempt::Delivered {
                 status: i64::from(status),
             },
