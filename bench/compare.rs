@@ -365,7 +365,7 @@ async fn latchkey(kind: Kind, database_url: &str) -> Target {
         .env("LATCHKEY_API_RATE_PER_MINUTE", "1000000000")
         .env("LATCHKEY_TOKEN_RATE_PER_MINUTE", "1000000000");
     let (child, started_ms) = start(command, &base, "/healthz").await;
-    let idle_rss = rss_mib(child.id()).0;
+    let idle_rss = idle_rss(child.id()).await;
 
     let Approved {
         user, app, secret, ..
@@ -435,7 +435,7 @@ async fn node() -> Target {
         .env("REDIRECT_URI", REDIRECT_URI)
         .stderr(Stdio::null());
     let (child, started_ms) = start(command, &base, "/.well-known/openid-configuration").await;
-    let idle_rss = rss_mib(child.id()).0;
+    let idle_rss = idle_rss(child.id()).await;
     let jar = Arc::new(Jar::default());
     let mut target = Target {
         kind: Kind::Node,
@@ -470,7 +470,7 @@ async fn floor_server() -> Target {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let started_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let idle_rss = rss_mib(child.id()).0;
+    let idle_rss = idle_rss(child.id()).await;
     Target {
         kind: Kind::Floor,
         cookie: String::new(),
@@ -1018,6 +1018,13 @@ fn wrk_version() -> String {
                 .map(|l| l.split(" [").next().unwrap_or(l).to_owned())
         })
         .unwrap_or_else(|| "wrk".into())
+}
+
+/// A server's RSS once it has been idle for a second after its first answer (work it started
+/// in the background, such as making a signing key, has finished by then).
+async fn idle_rss(pid: u32) -> f64 {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    rss_mib(pid).0
 }
 
 fn command_line(program: &str, args: &[&str]) -> String {

@@ -219,11 +219,15 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Every node needs the ID-token signing key before its first request (the first node to
-    // start creates it).
-    oauth::keys::ensure_key(&state.store)
-        .await
-        .map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+    // The first node to start makes the ID-token signing key (an RSA key takes ~100 ms), in
+    // the background so that the first requests are not kept waiting: signing and the JWKS
+    // make it themselves if they come first, and the database keeps exactly one first key.
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = oauth::keys::ensure_key(&store).await {
+            tracing::warn!(error = %format!("{e:#}"), "making the signing key failed; the first signature will try again");
+        }
+    });
     spawn_housekeeping(&state);
     crate::outbox::spawn(&state);
     state.store.spawn_checkpointer();

@@ -86,8 +86,10 @@ pub async fn rotate(store: &Store) -> anyhow::Result<SigningKey> {
     Ok(key)
 }
 
-/// The published key set: every key not yet retired.
+/// The published key set: every key not yet retired (the first key made now if a request
+/// comes before the server has made it, so no client caches an empty set).
 pub async fn jwks(store: &Store) -> anyhow::Result<JwkSet> {
+    ensure_key(store).await?;
     let keys = store
         .signing_keys()
         .await?

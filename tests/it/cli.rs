@@ -32,6 +32,23 @@ async fn run(db: &TestDb, args: &[&str], stdin: &str) -> (i32, String, String) {
 }
 
 on_both_backends! {
+    async fn the_first_start_serves_at_once_and_publishes_one_signing_key(backend) {
+        // The signing key is made in the background; a JWKS request that comes first makes it
+        // itself, so no client ever sees (and caches) an empty key set, and there is one key.
+        let db = TestDb::new(&backend).await;
+        let mut server = Server::start(&db.url, &[]).await;
+        server.wait_for("latchkey is listening").await;
+        let kids = |jwks: Value| -> Vec<String> {
+            jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+        };
+        let first = kids(reqwest::get(server.url("/oauth/jwks")).await.unwrap().json().await.unwrap());
+        assert_eq!(first.len(), 1, "{first:?}");
+        server.wait_for("generated the first ID-token signing key").await;
+        let later = kids(reqwest::get(server.url("/oauth/jwks")).await.unwrap().json().await.unwrap());
+        assert_eq!(later, first);
+        server.kill().await;
+    }
+
     async fn serve_prints_a_setup_link_that_creates_the_first_admin(backend) {
         let db = TestDb::new(&backend).await;
         // With the per-request lines on, to check they never carry a query string.
