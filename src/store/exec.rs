@@ -208,9 +208,14 @@ pub(super) struct Writer {
 impl Writer {
     pub(super) fn open(path: &Path) -> anyhow::Result<Writer> {
         let conn = rusqlite::Connection::open(path)?;
+        // Each job's savepoint keeps the pages it changes in a sub-journal. In memory that is a
+        // copy; by default SQLite moves it to a temporary file once it outgrows 64 KiB and
+        // keeps writing there for as long as the connection lives, which cost the writer an
+        // eighth of its time in system calls.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-             PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -16384;",
+             PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -16384; \
+             PRAGMA temp_store = MEMORY;",
         )?;
         // Other connections write now and then (sign-ins, heartbeats): wait for them in short
         // steps rather than SQLite's millisecond sleeps.
