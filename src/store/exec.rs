@@ -182,10 +182,11 @@ pub(super) enum Done<T> {
 pub(super) trait Job: Send + 'static {
     type Output: Send + 'static;
 
-    /// Whether the job writes more than one statement (a job of one statement runs without a
-    /// transaction of its own where it does not join a group, saving two round trips).
-    fn needs_transaction(&self) -> bool {
-        true
+    /// Whether the job's only statement is one plain single-row insert (`INSERT INTO … VALUES
+    /// ($1, …, $n)`, no other statement, no read): on the pool such jobs need no transaction,
+    /// and their rows are written together with other requests' (see [`super::inserts`]).
+    fn one_insert(&self) -> bool {
+        false
     }
 
     fn run<E: Exec>(
@@ -278,7 +279,7 @@ fn run_in_savepoint<J: Job>(
 }
 
 /// The output of a future that never waits (every statement of [`InPlace`] runs at once).
-fn ready<F: Future>(future: F) -> F::Output {
+pub(super) fn ready<F: Future>(future: F) -> F::Output {
     match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(out) => out,
         Poll::Pending => unreachable!("a job on the writer thread waited"),

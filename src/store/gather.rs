@@ -32,13 +32,46 @@ pub(super) struct Gather {
     statements: [Arc<str>; SIZES.len()],
     /// The result column that holds the key.
     key_column: &'static str,
-    state: Mutex<State>,
+    waiting: Waiting<(String, oneshot::Sender<Answer>)>,
 }
 
-#[derive(Default)]
-struct State {
-    waiting: Vec<(String, oneshot::Sender<Answer>)>,
-    running: usize,
+/// Work waiting for a runner, and how many runners are at it.
+pub(super) struct Waiting<T> {
+    state: Mutex<(Vec<T>, usize)>,
+    runners: usize,
+}
+
+impl<T> Waiting<T> {
+    /// At most `runners` at work at once.
+    pub(super) fn new(runners: usize) -> Self {
+        Waiting {
+            state: Mutex::new((Vec::new(), 0)),
+            runners,
+        }
+    }
+
+    /// Queue `item`; whether the caller must start a runner (one more is allowed).
+    pub(super) fn push(&self, item: T) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.0.push(item);
+        let start = state.1 < self.runners;
+        if start {
+            state.1 += 1;
+        }
+        start
+    }
+
+    /// A runner's next group, at most `max` in the order queued; `None` when nothing waits
+    /// (the runner then stops).
+    pub(super) fn next(&self, max: usize) -> Option<Vec<T>> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.0.is_empty() {
+            state.1 -= 1;
+            return None;
+        }
+        let take = state.0.len().min(max);
+        Some(state.0.drain(..take).collect())
+    }
 }
 
 impl Gather {
@@ -52,7 +85,7 @@ impl Gather {
         Gather {
             statements,
             key_column,
-            state: Mutex::default(),
+            waiting: Waiting::new(RUNNERS),
         }
     }
 
@@ -63,16 +96,7 @@ impl Gather {
         key: String,
     ) -> Result<Option<AnyRow>, sqlx::Error> {
         let (answer, answered) = oneshot::channel();
-        let start = {
-            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            state.waiting.push((key, answer));
-            let start = state.running < RUNNERS;
-            if start {
-                state.running += 1;
-            }
-            start
-        };
-        if start {
+        if self.waiting.push((key, answer)) {
             // A task of its own: the query runs to its end, and answers the others waiting
             // with it, even if this request is dropped.
             tokio::spawn(Arc::clone(self).run(pool.clone()));
@@ -85,16 +109,7 @@ impl Gather {
 
     /// Answer groups of waiting lookups until none is left.
     async fn run(self: Arc<Self>, pool: AnyPool) {
-        loop {
-            let group: Vec<_> = {
-                let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-                if state.waiting.is_empty() {
-                    state.running -= 1;
-                    return;
-                }
-                let take = state.waiting.len().min(SIZES[SIZES.len() - 1]);
-                state.waiting.drain(..take).collect()
-            };
+        while let Some(group) = self.waiting.next(SIZES[SIZES.len() - 1]) {
             let size = SIZES.iter().position(|&s| s >= group.len()).unwrap_or(0);
             let keys: Vec<Param<'_>> = (0..SIZES[size])
                 .map(|i| Param::Text(&group[i.min(group.len() - 1)].0))

@@ -10,6 +10,7 @@ mod dpop;
 mod exec;
 mod gather;
 mod grants;
+mod inserts;
 mod keys;
 mod leaks;
 mod par;
@@ -70,6 +71,8 @@ pub struct Store {
     token_users: Arc<gather::Gather>,
     token_infos: Arc<gather::Gather>,
     apps_by_client_id: Arc<gather::Gather>,
+    /// One-row inserts waiting to be written together on the pool (see [`inserts`]).
+    inserts: Arc<inserts::Inserts>,
 }
 
 /// The migrations for each backend, embedded in the binary. Both trees hold the same tables.
@@ -291,6 +294,7 @@ impl Store {
             reader,
             writes,
             touched: Arc::default(),
+            inserts: Arc::default(),
             server_keys: Arc::default(),
             token_users: Arc::new(tokens::gather_token_users()),
             token_infos: Arc::new(tokens::gather_token_infos()),
@@ -331,22 +335,19 @@ impl Store {
         row.as_ref().map(|r| map(r)).transpose()
     }
 
-    /// Run a write transaction: in the SQLite writer's next group, or as a transaction of its
-    /// own on the pool. Either way it runs to its end even if the request that asked for it is
+    /// Run a write transaction: in the SQLite writer's next group; on the pool, with other
+    /// requests' rows if it is one insert, else as a transaction of its own. Either way it runs to its end even if the request that asked for it is
     /// dropped (a client gone mid-request must not leave a transaction open on a pooled
     /// connection).
     async fn write<J: exec::Job>(&self, job: J) -> Result<J::Output, sqlx::Error> {
         if let Some(writes) = &self.writes {
             return writes.run(job).await;
         }
+        if job.one_insert() {
+            return self.inserts.run_job(&self.writer, job).await;
+        }
         let store = self.clone();
         let task = tokio::spawn(async move {
-            if !job.needs_transaction() {
-                let mut conn = store.writer.acquire().await?;
-                let (exec::Done::Commit(out) | exec::Done::Rollback(out)) =
-                    job.run(&mut *conn).await?;
-                return Ok(out);
-            }
             let mut tx = store.begin().await?;
             match job.run(&mut *tx).await? {
                 exec::Done::Commit(out) => {

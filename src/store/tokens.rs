@@ -493,8 +493,8 @@ struct CreateCode {
 impl Job for CreateCode {
     type Output = ();
 
-    fn needs_transaction(&self) -> bool {
-        false
+    fn one_insert(&self) -> bool {
+        true
     }
 
     async fn run<E: Exec>(self, exec: &mut E) -> Result<Done<()>, sqlx::Error> {
@@ -616,8 +616,8 @@ struct IssueTokens {
 impl Job for IssueTokens {
     type Output = Issued;
 
-    fn needs_transaction(&self) -> bool {
-        self.refresh_ttl.is_some()
+    fn one_insert(&self) -> bool {
+        self.refresh_ttl.is_none()
     }
 
     async fn run<E: Exec>(self, exec: &mut E) -> Result<Done<Issued>, sqlx::Error> {

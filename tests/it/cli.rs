@@ -252,19 +252,7 @@ on_both_backends! {
 
         // token revoke: issue a client_credentials token through the store, revoke it by CLI.
         let store = latchkey::store::Store::connect(&db.url).await.unwrap();
-        let owner = store
-            .create_user(latchkey::store::NewUser { email: "o@example.com".into(), name: String::new(), password_hash: None, admin: false }, latchkey::store::now())
-            .await
-            .unwrap();
-        let draft = latchkey::domain::app::AppInput {
-            name: "A".into(),
-            redirect_uris: vec!["https://a.example/cb".into()],
-            confidential: true,
-            ..Default::default()
-        }
-        .validate(3600)
-        .unwrap();
-        let (stored, _) = store.create_app(&owner.id, &draft, latchkey::store::now()).await.unwrap();
+        let stored = stored_confidential_app(&store, "o@example.com").await;
         let scopes = latchkey::domain::scope::Scopes::parse("read", &latchkey::domain::scope::KNOWN).unwrap();
         let issued = store
             .issue_tokens(

@@ -112,3 +112,34 @@ on_both_backends! {
         }
     }
 }
+
+on_both_backends! {
+    async fn concurrent_client_credentials_grants_each_get_their_own_committed_token(backend) {
+        let app = spawn_app_with(&backend, |s| s.rate_limits = Some("off".into())).await;
+        let client = std::sync::Arc::new(register(&app, true, "read").await);
+        let app = std::sync::Arc::new(app);
+        let mut tasks = Vec::new();
+        for _ in 0..N {
+            let (app, client) = (app.clone(), client.clone());
+            tasks.push(tokio::spawn(async move {
+                let (status, body, _) = token_request(&app, &client, &[("grant_type", "client_credentials")]).await;
+                (status, body)
+            }));
+        }
+        let mut tokens = std::collections::HashSet::new();
+        for t in tasks {
+            let (status, body) = t.await.unwrap();
+            assert_eq!(status, StatusCode::OK, "{body}");
+            tokens.insert(body["access_token"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(tokens.len(), N, "every grant has a token of its own");
+        let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE kind = 'access'")
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(stored, N as i64);
+        for token in &tokens {
+            assert_eq!(introspect(&app, &client, token).await["active"], true);
+        }
+    }
+}

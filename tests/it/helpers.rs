@@ -418,3 +418,29 @@ pub async fn fresh_rate_window() {
         tokio::time::sleep(std::time::Duration::from_secs((61 - into) as u64)).await;
     }
 }
+
+/// A confidential app owned by a new user `owner_email`, made through the store.
+pub async fn stored_confidential_app(store: &Store, owner_email: &str) -> latchkey::store::App {
+    let now = latchkey::store::now();
+    let owner = store
+        .create_user(
+            latchkey::store::NewUser {
+                email: owner_email.into(),
+                name: String::new(),
+                password_hash: None,
+                admin: false,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let draft = latchkey::domain::app::AppInput {
+        name: "A".into(),
+        redirect_uris: vec!["https://a.example/cb".into()],
+        confidential: true,
+        ..Default::default()
+    }
+    .validate(3600)
+    .unwrap();
+    store.create_app(&owner.id, &draft, now).await.unwrap().0
+}

@@ -100,3 +100,41 @@ on_both_backends! {
         assert!(app.store.ping().await);
     }
 }
+
+on_both_backends! {
+    async fn a_failing_insert_fails_alone_among_concurrent_ones(backend) {
+        // On PostgreSQL concurrent one-row inserts share statements; a row that breaks a
+        // constraint must fail its own request only.
+        use latchkey::domain::scope::{KNOWN, Scopes};
+        use latchkey::store::tokens::{Binding, Issue};
+        let app = spawn_app(&backend).await;
+        let s = std::sync::Arc::new(app.store.clone());
+        let stored = stored_confidential_app(&s, "owner@example.com").await;
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let (s, app_id) = (s.clone(), if i % 8 == 3 { "no-such-app".to_owned() } else { stored.id.clone() });
+            tasks.push(tokio::spawn(async move {
+                let scopes = Scopes::parse("read", &KNOWN).unwrap();
+                let issue = Issue { app_id: &app_id, user_id: None, grant_id: None, scopes: &scopes, access_ttl: 3600, refresh_ttl: None, binding: &Binding::default() };
+                let issued = s.issue_tokens(&issue, now()).await;
+                (app_id, issued)
+            }));
+        }
+        let (mut issued, mut refused) = (0, 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                (app_id, Ok(tokens)) => {
+                    assert_eq!(app_id, stored.id);
+                    let info = s.token_info(&tokens.access, now()).await.unwrap().expect("committed");
+                    assert!(info.active);
+                    issued += 1;
+                }
+                (app_id, Err(_)) => {
+                    assert_eq!(app_id, "no-such-app");
+                    refused += 1;
+                }
+            }
+        }
+        assert_eq!((issued, refused), (56, 8));
+    }
+}
