@@ -205,6 +205,21 @@ fn new_family_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// The insert of one token row, and of two (an access token with its refresh token, in one
+/// statement).
+macro_rules! insert_token {
+    () => {
+        "INSERT INTO tokens (token_hash, kind, app_id, user_id, grant_id, family_id, code_hash, \
+         scopes, created_at, expires_at, dpop_jkt, audience, act) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    };
+}
+const INSERT_TOKEN: &str = insert_token!();
+const INSERT_TOKENS: &str = concat!(
+    insert_token!(),
+    ", ($14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
+);
+
 /// Insert an access token (and a refresh token) in `family`.
 pub(super) async fn insert_tokens<E: Exec>(
     exec: &mut E,
@@ -213,44 +228,50 @@ pub(super) async fn insert_tokens<E: Exec>(
     code_hash: Option<&str>,
     now: i64,
 ) -> Result<Issued, sqlx::Error> {
-    const INSERT: &str = "INSERT INTO tokens (token_hash, kind, app_id, user_id, grant_id, family_id, \
-         code_hash, scopes, created_at, expires_at, dpop_jkt, audience, act) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
     let scopes = issue.scopes.to_string();
-    let mut insert = async |token: &Secret, kind: &str, expires_at: i64, jkt: Option<&str>| {
-        let hash = token.hash();
-        exec.execute(
-            INSERT,
-            &[
-                Param::Text(&hash),
-                kind.into(),
-                issue.app_id.into(),
-                issue.user_id.into(),
-                issue.grant_id.into(),
-                family_id.into(),
-                code_hash.into(),
-                (&scopes).into(),
-                now.into(),
-                expires_at.into(),
-                jkt.into(),
-                issue.binding.audience.as_deref().into(),
-                issue.binding.act.as_deref().into(),
-            ],
-        )
-        .await
-    };
     let access = secret::generate(TokenKind::AccessToken);
+    let access_hash = access.hash();
     let access_expires_at = now.saturating_add(issue.access_ttl);
     let jkt = issue.binding.dpop_jkt.as_deref();
-    insert(&access, "access", access_expires_at, jkt).await?;
-    let refresh = match issue.refresh_ttl {
-        Some(ttl) => {
-            let refresh = secret::generate(TokenKind::RefreshToken);
-            let jkt = jkt.filter(|_| issue.binding.bind_refresh);
-            insert(&refresh, "refresh", now.saturating_add(ttl), jkt).await?;
-            Some(refresh)
-        }
-        None => None,
+    let refresh = issue.refresh_ttl.map(|ttl| {
+        (
+            secret::generate(TokenKind::RefreshToken),
+            now.saturating_add(ttl),
+        )
+    });
+    let refresh_hash = refresh.as_ref().map(|(token, _)| token.hash());
+    let refresh_jkt = jkt.filter(|_| issue.binding.bind_refresh);
+    // The access token's row, or the refresh token's.
+    let row = |refresh_row: bool| {
+        let (hash, kind, expires_at, jkt) = match (&refresh, &refresh_hash) {
+            (Some((_, expires_at)), Some(hash)) if refresh_row => {
+                (hash, "refresh", *expires_at, refresh_jkt)
+            }
+            _ => (&access_hash, "access", access_expires_at, jkt),
+        };
+        [
+            hash.into(),
+            kind.into(),
+            issue.app_id.into(),
+            issue.user_id.into(),
+            issue.grant_id.into(),
+            family_id.into(),
+            code_hash.into(),
+            (&scopes).into(),
+            now.into(),
+            expires_at.into(),
+            jkt.into(),
+            issue.binding.audience.as_deref().into(),
+            issue.binding.act.as_deref().into(),
+        ]
     };
+    let (sql, params): (_, Vec<Param<'_>>) = if refresh.is_some() {
+        (INSERT_TOKENS, [row(false), row(true)].concat())
+    } else {
+        (INSERT_TOKEN, row(false).to_vec())
+    };
+    exec.execute(sql, &params).await?;
+    let refresh = refresh.map(|(token, _)| token);
     Ok(Issued {
         access,
         access_expires_at,
@@ -657,6 +678,7 @@ struct Refresh {
 
 /// A refresh token that could not be rotated, as found.
 struct Retired {
+    app_id: String,
     rotated_at: Option<i64>,
     revoked_at: Option<i64>,
     successor: Option<Vec<u8>>,
@@ -672,15 +694,19 @@ impl Job for Refresh {
         let hash = self.refresh.hash();
         let (now, rotation) = (self.now, &self.rotation);
         let app_id = rotation.app_id.as_str();
+        // The token is found by its hash alone and its app compared here: with `app_id = $n`
+        // in the statement, PostgreSQL's generic plan for it could walk the (app, user) index
+        // (every token of the app) instead of the primary key.
         let rotated = exec
             .fetch_optional(
-                "UPDATE tokens SET rotated_at = $1 WHERE token_hash = $2 AND kind = 'refresh' AND app_id = $3 \
+                "UPDATE tokens SET rotated_at = $1 WHERE token_hash = $2 AND kind = 'refresh' \
                  AND rotated_at IS NULL AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1) \
                  AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = tokens.user_id AND users.disabled = 1) \
-                 RETURNING user_id, grant_id, family_id, scopes, dpop_jkt, audience",
-                &[now.into(), (&hash).into(), app_id.into()],
+                 RETURNING app_id, user_id, grant_id, family_id, scopes, dpop_jkt, audience",
+                &[now.into(), (&hash).into()],
                 |row| {
                     Ok((
+                        row.text("app_id")?,
                         row.opt_text("user_id")?,
                         row.opt_text("grant_id")?,
                         row.text("family_id")?,
@@ -691,7 +717,10 @@ impl Job for Refresh {
                 },
             )
             .await?;
-        if let Some((user_id, grant_id, family, granted, bound, audience)) = rotated {
+        if let Some((owner, user_id, grant_id, family, granted, bound, audience)) = rotated {
+            if owner != app_id {
+                return Ok(Done::Rollback(RefreshOutcome::Invalid));
+            }
             if bound.is_some() && bound != rotation.binding.dpop_jkt {
                 return Ok(Done::Rollback(RefreshOutcome::KeyMismatch));
             }
@@ -737,11 +766,12 @@ impl Job for Refresh {
         // Not rotatable: unknown, another app's, expired, revoked, or already rotated.
         let retired = exec
             .fetch_optional(
-                "SELECT rotated_at, revoked_at, successor, family_id, user_id, dpop_jkt FROM tokens \
-                 WHERE token_hash = $1 AND kind = 'refresh' AND app_id = $2",
-                &[(&hash).into(), app_id.into()],
+                "SELECT app_id, rotated_at, revoked_at, successor, family_id, user_id, dpop_jkt FROM tokens \
+                 WHERE token_hash = $1 AND kind = 'refresh'",
+                &[(&hash).into()],
                 |row| {
                     Ok(Retired {
+                        app_id: row.text("app_id")?,
                         rotated_at: row.opt_int("rotated_at")?,
                         revoked_at: row.opt_int("revoked_at")?,
                         successor: row.opt_blob("successor")?,
@@ -754,12 +784,13 @@ impl Job for Refresh {
             .await?;
         let Some(Retired {
             rotated_at: Some(rotated_at),
+            app_id: _,
             revoked_at,
             successor,
             family_id,
             user_id,
             dpop_jkt,
-        }) = retired
+        }) = retired.filter(|r| r.app_id == app_id)
         else {
             return Ok(Done::Rollback(RefreshOutcome::Invalid));
         };

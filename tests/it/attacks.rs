@@ -366,6 +366,26 @@ on_both_backends! {
         assert!(app.store.delete_app(&client.id).await.unwrap());
         check_dead(access, refresh, "app deleted").await;
     }
+
+    async fn another_apps_refresh_token_neither_rotates_nor_revokes(backend) {
+        let app = spawn_app(&backend).await;
+        let client = register(&app, true, "profile").await;
+        let other = register(&app, true, "profile").await;
+        let (_, refresh, _) = tokens_for(&app, &client, "thief@example.com", "profile").await;
+        let (status, body, _) = token_request(&app, &other, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+        // Still unrotated: its own app rotates it.
+        let (status, rotated, _) = token_request(&app, &client, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+        assert_eq!(status, StatusCode::OK, "{rotated}");
+        // The retired token shown by another app is not reuse: the new pair stays good.
+        let (status, body, _) = token_request(&app, &other, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+        let access = rotated["access_token"].as_str().unwrap();
+        assert_eq!(status_of(&app, Method::GET, ME, access).await, StatusCode::OK);
+        let next = rotated["refresh_token"].as_str().unwrap();
+        let (status, _, _) = token_request(&app, &client, &[("grant_type", "refresh_token"), ("refresh_token", next)]).await;
+        assert_eq!(status, StatusCode::OK);
+    }
 }
 
 /// Secrets never reach the log, even at debug level: a real server process is driven through
