@@ -514,9 +514,11 @@ async fn proceed(state: &AppState, ctx: &Ctx, valid: &Valid) -> Result<Response,
     };
     let remembered = granted
         .as_ref()
-        .is_some_and(|g| valid.scopes.is_subset_of(&g.scopes));
-    if remembered && !valid.has_prompt("consent") {
-        return issue_code(state, ctx, valid, false).await;
+        .filter(|g| valid.scopes.is_subset_of(&g.scopes));
+    if let Some(grant) = remembered
+        && !valid.has_prompt("consent")
+    {
+        return issue_code(state, ctx, valid, Consent::Remembered(&grant.id)).await;
     }
     if valid.has_prompt("none") {
         return Err(valid.refuse(
@@ -534,12 +536,20 @@ async fn proceed(state: &AppState, ctx: &Ctx, valid: &Valid) -> Result<Response,
     }
 }
 
+/// Where the consent behind a code comes from.
+enum Consent<'a> {
+    /// A grant (its id) that already covers the scopes asked for: nothing new to record.
+    Remembered(&'a str),
+    /// Just given on the consent page: recorded, and the grant widened if it exists.
+    Given,
+}
+
 /// Record consent (when just given), issue a code and send the user back.
 async fn issue_code(
     state: &AppState,
     ctx: &Ctx,
     valid: &Valid,
-    consented: bool,
+    consent: Consent<'_>,
 ) -> Result<Response, Refusal> {
     let Some(user) = ctx.user.as_ref() else {
         return Err(valid.refuse(ErrorCode::LoginRequired, "the user is not signed in"));
@@ -550,18 +560,22 @@ async fn issue_code(
     };
     valid.spend(state).await?;
     let t = now();
-    let grant_id = state
-        .store
-        .upsert_grant(&user.id, &valid.app.id, &valid.scopes, t)
-        .await
-        .map_err(server_error)?;
-    if consented {
-        let event = AuditEvent::new(AuditKind::Consent, &valid.app.client_id)
-            .from(ctx)
-            .by(&user.id)
-            .details(json!({"scopes": valid.scopes.to_string()}));
-        state.store.audit(event, t).await.map_err(server_error)?;
-    }
+    let grant_id = match consent {
+        Consent::Remembered(grant_id) => grant_id.to_owned(),
+        Consent::Given => {
+            let grant_id = state
+                .store
+                .upsert_grant(&user.id, &valid.app.id, &valid.scopes, t)
+                .await
+                .map_err(server_error)?;
+            let event = AuditEvent::new(AuditKind::Consent, &valid.app.client_id)
+                .from(ctx)
+                .by(&user.id)
+                .details(json!({"scopes": valid.scopes.to_string()}));
+            state.store.audit(event, t).await.map_err(server_error)?;
+            grant_id
+        }
+    };
     let code_grant = CodeGrant {
         app_id: valid.app.id.clone(),
         user_id: user.id.clone(),
@@ -607,7 +621,7 @@ async fn decide(
         return Redirect::to(&format!("/login?return_to={}", urlencode(&back))).into_response();
     };
     let result = match decision.as_deref() {
-        Some("allow") => issue_code(&state, &ctx, &valid, true).await,
+        Some("allow") => issue_code(&state, &ctx, &valid, Consent::Given).await,
         Some("deny") => {
             if let Err(refusal) = valid.spend(&state).await {
                 return refuse(&state, refusal);

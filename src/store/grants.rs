@@ -4,6 +4,8 @@ use sqlx::Row;
 
 use std::sync::PoisonError;
 
+use super::exec::Param;
+use super::reader::Columns;
 use super::{Store, new_id};
 use crate::domain::scope::Scopes;
 
@@ -23,25 +25,31 @@ pub struct Grant {
     pub verified: bool,
 }
 
-fn grant_from_row(row: &sqlx::any::AnyRow) -> Result<Grant, sqlx::Error> {
-    let scopes: String = row.try_get("scopes")?;
+fn grant_from_row(row: &(impl Columns + ?Sized)) -> Result<Grant, sqlx::Error> {
     Ok(Grant {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-        app_id: row.try_get("app_id")?,
-        scopes: Scopes::from_stored(&scopes),
-        created_at: row.try_get("created_at")?,
-        last_used_at: row.try_get("last_used_at")?,
-        last_used_ip: row.try_get("last_used_ip")?,
-        last_used_ua: row.try_get("last_used_ua")?,
-        app_name: row.try_get("app_name")?,
-        client_id: row.try_get("client_id")?,
-        verified: row.try_get::<i64, _>("verified")? != 0,
+        id: row.text("id")?,
+        user_id: row.text("user_id")?,
+        app_id: row.text("app_id")?,
+        scopes: Scopes::from_stored(&row.text("scopes")?),
+        created_at: row.int("created_at")?,
+        last_used_at: row.opt_int("last_used_at")?,
+        last_used_ip: row.text("last_used_ip")?,
+        last_used_ua: row.text("last_used_ua")?,
+        app_name: row.text("app_name")?,
+        client_id: row.text("client_id")?,
+        verified: row.int("verified")? != 0,
     })
 }
 
-const SELECT_GRANT: &str = "SELECT g.id, g.user_id, g.app_id, g.scopes, g.created_at, g.last_used_at, g.last_used_ip, \
-     g.last_used_ua, a.name AS app_name, a.client_id, a.verified FROM grants g JOIN apps a ON a.id = g.app_id ";
+macro_rules! select_grant {
+    ($where:literal) => {
+        concat!(
+            "SELECT g.id, g.user_id, g.app_id, g.scopes, g.created_at, g.last_used_at, g.last_used_ip, ",
+            "g.last_used_ua, a.name AS app_name, a.client_id, a.verified FROM grants g JOIN apps a ON a.id = g.app_id ",
+            $where
+        )
+    };
+}
 
 impl Store {
     pub async fn grant_for(
@@ -49,14 +57,12 @@ impl Store {
         user_id: &str,
         app_id: &str,
     ) -> Result<Option<Grant>, sqlx::Error> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{SELECT_GRANT} WHERE g.user_id = $1 AND g.app_id = $2"
-        )))
-        .bind(user_id)
-        .bind(app_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(grant_from_row).transpose()
+        self.lookup(
+            select_grant!("WHERE g.user_id = $1 AND g.app_id = $2"),
+            &[Param::Text(user_id), Param::Text(app_id)],
+            |r| grant_from_row(r),
+        )
+        .await
     }
 
     /// Record consent: create the grant, or widen it to include `scopes`. Returns the grant id.
@@ -91,9 +97,9 @@ impl Store {
 
     /// Every app a user has granted, most recently used first.
     pub async fn grants_of_user(&self, user_id: &str) -> Result<Vec<Grant>, sqlx::Error> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{SELECT_GRANT} WHERE g.user_id = $1 ORDER BY COALESCE(g.last_used_at, g.created_at) DESC, g.id"
-        )))
+        let rows = sqlx::query(select_grant!(
+            "WHERE g.user_id = $1 ORDER BY COALESCE(g.last_used_at, g.created_at) DESC, g.id"
+        ))
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;

@@ -565,6 +565,7 @@ where
             .fetch_optional(
                 "UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1 \
                  AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = auth_codes.user_id AND users.disabled = 1) \
+                 AND EXISTS (SELECT 1 FROM grants WHERE grants.id = auth_codes.grant_id) \
                  RETURNING app_id, user_id, grant_id, redirect_uri, redirect_uri_given, scopes, code_challenge, nonce, auth_time, dpop_jkt, resource",
                 &[now.into(), hash.into()],
                 |row| {

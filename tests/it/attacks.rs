@@ -367,6 +367,28 @@ on_both_backends! {
         check_dead(access, refresh, "app deleted").await;
     }
 
+    async fn a_code_outlives_no_withdrawn_consent(backend) {
+        let app = spawn_app(&backend).await;
+        let client = register(&app, true, "openid read").await;
+        let browser = app.signed_in("race@example.com").await;
+        let (code, verifier) = get_code(&app, &browser, &client, "openid read").await;
+        assert_eq!(exchange(&app, &client, &code, &verifier).await.0, StatusCode::OK);
+        // Consent is remembered now: this code is issued under the existing grant.
+        let (code, verifier) = get_code(&app, &browser, &client, "openid read").await;
+        // The user withdraws consent while the code is on its way to the app. Only the grant
+        // goes here, as when the withdrawal lands between the code's issue and its insert.
+        let user = app.store.user_by_email("race@example.com").await.unwrap().unwrap();
+        let gone = sqlx::query("DELETE FROM grants WHERE user_id = $1")
+            .bind(&user.id)
+            .execute(app.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(gone.rows_affected(), 1);
+        let (status, e) = exchange(&app, &client, &code, &verifier).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+        assert_eq!(e["error"], "invalid_grant");
+    }
+
     async fn another_apps_refresh_token_neither_rotates_nor_revokes(backend) {
         let app = spawn_app(&backend).await;
         let client = register(&app, true, "profile").await;
