@@ -103,10 +103,10 @@ async fn install(
                 .await
                 .map_err(|e| MigrateError::ExecuteMigration(e, migration.version))?;
             let took = i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX);
-            sqlx::query(
-                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
-                 VALUES ($1, $2, TRUE, $3, $4)",
-            )
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {MIGRATIONS_TABLE} (version, description, success, checksum, execution_time) \
+                 VALUES ($1, $2, TRUE, $3, $4)"
+            )))
             .bind(migration.version)
             .bind(&*migration.description)
             .bind(&*migration.checksum)
