@@ -238,11 +238,17 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// 32 MiB of page cache per pooled SQLite connection (the default is 2 MiB): index inserts into
-/// a million-row heartbeat table, and the reports over it, stay in memory. (Measured: with 2 MiB
-/// for readers and 16 MiB for the writer, bulk ingest p99 rose from 93 to 113 ms and `hours` p50
-/// from 4 to 7 ms.) The cache fills only as far as the data in use.
-const SQLITE_CACHE: &str = "PRAGMA cache_size = -32768";
+/// 32 MiB of page cache per pooled SQLite reading connection (the default is 2 MiB): reports
+/// over a million-row heartbeat table stay in memory (with 2 MiB, `hours` p50 rose from 4 to
+/// 7 ms). The cache fills only as far as the data read.
+const SQLITE_READ_CACHE: &str = "PRAGMA cache_size = -32768";
+
+/// 8 MiB for the connection that runs write transactions. Its cache keeps every page it wrote
+/// until the cache is full, so a growing table fills it whatever its size; what the writer
+/// needs is the right edges of time-ordered indexes, where new rows go. (Measured with 100
+/// heartbeats a request, 64 in flight: 32 MiB → 8 MiB took peak RSS from 75 to 46 MiB and
+/// ingest from 507 to 552 requests/s.)
+const SQLITE_WRITE_CACHE: &str = "PRAGMA cache_size = -8192";
 
 /// Options for a pool of `connections` to a SQLite file. WAL lets readers run beside the one
 /// writer; synchronous=NORMAL keeps every committed transaction through a crash of the process
@@ -308,7 +314,7 @@ impl Store {
         }
         let options = AnyConnectOptions::from_str(url).context("parsing the database URL")?;
         let pool_options = match backend {
-            Backend::Sqlite => sqlite_pool(8, SQLITE_CACHE),
+            Backend::Sqlite => sqlite_pool(8, SQLITE_READ_CACHE),
             Backend::Postgres => pool_options().max_connections(16),
         };
         let pool = pool_options
@@ -317,7 +323,7 @@ impl Store {
             .await
             .context("connecting to the database")?;
         let writer = match backend {
-            Backend::Sqlite if sqlite_path(url).is_some() => sqlite_pool(1, SQLITE_CACHE)
+            Backend::Sqlite if sqlite_path(url).is_some() => sqlite_pool(1, SQLITE_WRITE_CACHE)
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(options)
                 .await
