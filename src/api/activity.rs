@@ -211,10 +211,7 @@ async fn ingest_one(
     let headers = &parts.headers;
     let hb = check(parse_body(&body)?, headers).map_err(ApiError::BadRequest)?;
     let t = now();
-    state
-        .store
-        .ingest(&user.id, std::slice::from_ref(&hb), t)
-        .await?;
+    state.store.ingest(&user.id, &[&hb], t).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(json!({"data": heartbeat_json(&hb.id(&user.id), &hb, t)})),
@@ -236,7 +233,10 @@ async fn ingest_bulk(
 ) -> Result<Response, ApiError> {
     let user = ingest_user(&state, &path_user, &parts).await?;
     let headers = &parts.headers;
-    let items = match parse_body(&body)? {
+    let parsed = parse_body(&body)?;
+    // A bulk request may wait for the database's writer: hold only what the answer needs.
+    drop(body);
+    let items = match parsed {
         Value::Array(items) => items,
         _ => {
             return Err(ApiError::BadRequest(
@@ -251,10 +251,7 @@ async fn ingest_bulk(
     }
     let checked: Vec<Result<Heartbeat, String>> =
         items.into_iter().map(|item| check(item, headers)).collect();
-    let good: Vec<Heartbeat> = checked
-        .iter()
-        .filter_map(|c| c.as_ref().ok().cloned())
-        .collect();
+    let good: Vec<&Heartbeat> = checked.iter().filter_map(|c| c.as_ref().ok()).collect();
     let t = now();
     state.store.ingest(&user.id, &good, t).await?;
     let responses: Vec<Value> = checked

@@ -101,13 +101,13 @@ impl Store {
     pub async fn ingest(
         &self,
         user_id: &str,
-        batch: &[Heartbeat],
+        batch: &[&Heartbeat],
         now: i64,
     ) -> Result<usize, sqlx::Error> {
         // Sort and drop repeats within the batch itself.
         let mut fresh: Vec<(String, String, &Heartbeat)> = batch
             .iter()
-            .map(|hb| (hb.id(user_id), hb.dedup_hash(), hb))
+            .map(|&hb| (hb.id(user_id), hb.dedup_hash(), hb))
             .collect();
         fresh.sort_by(|a, b| a.2.time_us.cmp(&b.2.time_us).then_with(|| a.0.cmp(&b.0)));
         fresh.dedup_by(|a, b| a.1 == b.1);
