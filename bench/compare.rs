@@ -15,7 +15,8 @@
 //! /var/tmp) and node-oidc-provider from npm (`bench/peer/node_modules`). It prints one table —
 //! requests/s, p50, p99, server CPU µs per request (from `/proc/PID/stat`), RSS after the row
 //! and peak RSS — and the ratios latchkey/peer and latchkey/floor, and writes them to
-//! `bench/results/DATE-HOST.md`. It fails when any row had errors or served nothing.
+//! `bench/results/DATE-HOST.md` (`DATE-HOST-2.md` and on for later runs that day). It fails
+//! when any row had errors or served nothing.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -1103,7 +1104,14 @@ async fn compare() {
     if !o.smoke {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/results");
         std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join(format!("{date}-{host}.md"));
+        // A later run of the same day on the same machine gets a file of its own.
+        let file = (1..)
+            .map(|n| match n {
+                1 => dir.join(format!("{date}-{host}.md")),
+                n => dir.join(format!("{date}-{host}-{n}.md")),
+            })
+            .find(|file| !file.exists())
+            .unwrap();
         std::fs::write(&file, text).unwrap();
         println!("written to {}", file.display());
     }
