@@ -29,7 +29,7 @@ const MAX_ROWS: usize = 32;
 
 /// A bound value, owned until its group is written.
 #[derive(Debug, Clone)]
-enum Value {
+pub(super) enum Value {
     Text(String),
     Int(i64),
     Blob(Vec<u8>),
@@ -37,7 +37,7 @@ enum Value {
 }
 
 impl Value {
-    fn param(&self) -> Param<'_> {
+    pub(super) fn param(&self) -> Param<'_> {
         match self {
             Value::Text(s) => Param::Text(s),
             Value::Int(i) => Param::Int(*i),

@@ -18,6 +18,7 @@ mod pats;
 mod rate;
 mod reader;
 pub mod resources;
+mod rotations;
 mod sessions;
 pub mod setup;
 pub mod tokens;
@@ -73,6 +74,8 @@ pub struct Store {
     apps_by_client_id: Arc<gather::Gather>,
     /// One-row inserts waiting to be written together on the pool (see [`inserts`]).
     inserts: Arc<inserts::Inserts>,
+    /// Refresh-token rotations waiting to be made together on PostgreSQL (see [`rotations`]).
+    rotations: Arc<rotations::Rotations>,
 }
 
 /// The table of applied migrations, sqlx's own, so databases made by earlier releases carry on.
@@ -348,6 +351,7 @@ impl Store {
             writes,
             touched: Arc::default(),
             inserts: Arc::default(),
+            rotations: Arc::default(),
             server_keys: Arc::default(),
             token_users: Arc::new(tokens::gather_token_users()),
             token_infos: Arc::new(tokens::gather_token_infos()),

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use super::exec::{Done, Exec, Job, Param};
 use super::gather::Gather;
+use super::inserts::Value;
 use super::reader::Columns;
-use super::{Store, flag};
+use super::rotations::Rotate;
+use super::{Backend, Store, flag};
 use crate::domain::scope::Scopes;
 use crate::domain::seal;
 use crate::domain::secret::{self, Secret, TokenKind};
@@ -220,6 +222,84 @@ const INSERT_TOKENS: &str = concat!(
     ", ($14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
 );
 
+/// New tokens, made but not yet written.
+pub(super) struct Minted {
+    pub(super) issued: Issued,
+    pub(super) access_hash: String,
+    /// The refresh token's hash and expiry.
+    refresh: Option<(String, i64)>,
+    scopes: String,
+}
+
+/// Make an access token (and a refresh token) as `issue` says.
+pub(super) fn mint(issue: &Issue<'_>, now: i64) -> Minted {
+    let access = secret::generate(TokenKind::AccessToken);
+    let access_hash = access.hash();
+    let refresh = issue.refresh_ttl.map(|ttl| {
+        (
+            secret::generate(TokenKind::RefreshToken),
+            now.saturating_add(ttl),
+        )
+    });
+    Minted {
+        access_hash,
+        refresh: refresh
+            .as_ref()
+            .map(|(token, expires)| (token.hash(), *expires)),
+        scopes: issue.scopes.to_string(),
+        issued: Issued {
+            access,
+            access_expires_at: now.saturating_add(issue.access_ttl),
+            refresh: refresh.map(|(token, _)| token),
+            scopes: issue.scopes.clone(),
+            created_at: now,
+            dpop_jkt: issue.binding.dpop_jkt.clone(),
+            audience: issue.binding.audience.clone(),
+            user_id: issue.user_id.map(str::to_owned),
+            act: issue.binding.act.clone(),
+        },
+    }
+}
+
+impl Minted {
+    /// The statement that writes its rows in `family_id`, and the statement's values.
+    pub(super) fn insert<'a>(
+        &'a self,
+        issue: &'a Issue<'_>,
+        family_id: &'a str,
+        code_hash: Option<&'a str>,
+    ) -> (&'static str, Vec<Param<'a>>) {
+        let issued = &self.issued;
+        let jkt = issue.binding.dpop_jkt.as_deref();
+        let row = |hash: &'a str, kind: &'static str, expires_at: i64, jkt: Option<&'a str>| {
+            [
+                hash.into(),
+                kind.into(),
+                issue.app_id.into(),
+                issue.user_id.into(),
+                issue.grant_id.into(),
+                family_id.into(),
+                code_hash.into(),
+                (&self.scopes).into(),
+                issued.created_at.into(),
+                expires_at.into(),
+                jkt.into(),
+                issue.binding.audience.as_deref().into(),
+                issue.binding.act.as_deref().into(),
+            ]
+        };
+        let access = row(&self.access_hash, "access", issued.access_expires_at, jkt);
+        match &self.refresh {
+            Some((hash, expires_at)) => {
+                let refresh_jkt = jkt.filter(|_| issue.binding.bind_refresh);
+                let refresh = row(hash, "refresh", *expires_at, refresh_jkt);
+                (INSERT_TOKENS, [access, refresh].concat())
+            }
+            None => (INSERT_TOKEN, access.to_vec()),
+        }
+    }
+}
+
 /// Insert an access token (and a refresh token) in `family`.
 pub(super) async fn insert_tokens<E: Exec>(
     exec: &mut E,
@@ -228,61 +308,10 @@ pub(super) async fn insert_tokens<E: Exec>(
     code_hash: Option<&str>,
     now: i64,
 ) -> Result<Issued, sqlx::Error> {
-    let scopes = issue.scopes.to_string();
-    let access = secret::generate(TokenKind::AccessToken);
-    let access_hash = access.hash();
-    let access_expires_at = now.saturating_add(issue.access_ttl);
-    let jkt = issue.binding.dpop_jkt.as_deref();
-    let refresh = issue.refresh_ttl.map(|ttl| {
-        (
-            secret::generate(TokenKind::RefreshToken),
-            now.saturating_add(ttl),
-        )
-    });
-    let refresh_hash = refresh.as_ref().map(|(token, _)| token.hash());
-    let refresh_jkt = jkt.filter(|_| issue.binding.bind_refresh);
-    // The access token's row, or the refresh token's.
-    let row = |refresh_row: bool| {
-        let (hash, kind, expires_at, jkt) = match (&refresh, &refresh_hash) {
-            (Some((_, expires_at)), Some(hash)) if refresh_row => {
-                (hash, "refresh", *expires_at, refresh_jkt)
-            }
-            _ => (&access_hash, "access", access_expires_at, jkt),
-        };
-        [
-            hash.into(),
-            kind.into(),
-            issue.app_id.into(),
-            issue.user_id.into(),
-            issue.grant_id.into(),
-            family_id.into(),
-            code_hash.into(),
-            (&scopes).into(),
-            now.into(),
-            expires_at.into(),
-            jkt.into(),
-            issue.binding.audience.as_deref().into(),
-            issue.binding.act.as_deref().into(),
-        ]
-    };
-    let (sql, params): (_, Vec<Param<'_>>) = if refresh.is_some() {
-        (INSERT_TOKENS, [row(false), row(true)].concat())
-    } else {
-        (INSERT_TOKEN, row(false).to_vec())
-    };
+    let minted = mint(issue, now);
+    let (sql, params) = minted.insert(issue, family_id, code_hash);
     exec.execute(sql, &params).await?;
-    let refresh = refresh.map(|(token, _)| token);
-    Ok(Issued {
-        access,
-        access_expires_at,
-        refresh,
-        scopes: issue.scopes.clone(),
-        created_at: now,
-        dpop_jkt: jkt.map(str::to_owned),
-        audience: issue.binding.audience.clone(),
-        user_id: issue.user_id.map(str::to_owned),
-        act: issue.binding.act.clone(),
-    })
+    Ok(minted.issued)
 }
 
 /// The token columns [`token_info_from_row`] reads (with the user's `disabled` flag and `email`).
@@ -412,12 +441,69 @@ impl Store {
         rotation: Rotation,
         now: i64,
     ) -> Result<RefreshOutcome, sqlx::Error> {
+        if self.backend() == Backend::Postgres
+            && let Some(outcome) = self.refresh_gathered(refresh, &rotation, now).await?
+        {
+            return Ok(outcome);
+        }
         self.write(Refresh {
             refresh: refresh.clone(),
             rotation,
             now,
         })
         .await
+    }
+
+    /// Rotate a live refresh token together with other requests' rotations (PostgreSQL, see
+    /// [`super::rotations`]). `None` when the token is not live as read, or was rotated,
+    /// revoked or expired before the statement ran: [`Refresh`] then decides.
+    async fn refresh_gathered(
+        &self,
+        refresh: &Secret,
+        rotation: &Rotation,
+        now: i64,
+    ) -> Result<Option<RefreshOutcome>, sqlx::Error> {
+        let hash = refresh.hash();
+        let Some(token) = self
+            .token_info_by_hash(&hash, now)
+            .await?
+            .filter(|t| t.kind == "refresh" && t.active)
+        else {
+            return Ok(None);
+        };
+        let (scopes, binding) = match successor_terms(
+            rotation,
+            &token.app_id,
+            token.scopes,
+            token.dpop_jkt,
+            token.audience,
+        ) {
+            Ok(terms) => terms,
+            Err(refused) => return Ok(Some(*refused)),
+        };
+        let issue = Issue {
+            app_id: &rotation.app_id,
+            user_id: token.user_id.as_deref(),
+            grant_id: token.grant_id.as_deref(),
+            scopes: &scopes,
+            access_ttl: rotation.access_ttl,
+            refresh_ttl: Some(rotation.refresh_ttl),
+            binding: &binding,
+        };
+        let minted = mint(&issue, now);
+        let Some(successor) = seal_pair(refresh, &minted.issued) else {
+            return Ok(None);
+        };
+        let (_, rows) = minted.insert(&issue, &token.family_id, None);
+        let rotate = Rotate {
+            rows: rows.iter().map(Value::from).collect(),
+            new_hash: minted.access_hash.clone(),
+            old_hash: hash,
+            now,
+            successor,
+        };
+        let rotated = self.rotations.rotate(&self.pool, rotate).await;
+        Ok(rotated.then_some(RefreshOutcome::Rotated(minted.issued)))
     }
 
     /// Any token (access or refresh) by its value, whatever its state.
@@ -671,6 +757,42 @@ pub struct Rotation {
     pub binding: Binding,
 }
 
+/// What a live refresh token of `owner`, with `granted` scopes, bound to the key `bound` and
+/// for `audience`, is rotated into; or the outcome that refuses the request.
+fn successor_terms(
+    rotation: &Rotation,
+    owner: &str,
+    granted: Scopes,
+    bound: Option<String>,
+    audience: Option<String>,
+) -> Result<(Scopes, Binding), Box<RefreshOutcome>> {
+    if owner != rotation.app_id {
+        return Err(Box::new(RefreshOutcome::Invalid));
+    }
+    if bound.is_some() && bound != rotation.binding.dpop_jkt {
+        return Err(Box::new(RefreshOutcome::KeyMismatch));
+    }
+    // The new tokens are for the grant's resource; a request may name it, not another.
+    if rotation
+        .binding
+        .audience
+        .as_ref()
+        .is_some_and(|asked| audience.as_ref() != Some(asked))
+    {
+        return Err(Box::new(RefreshOutcome::OtherResource));
+    }
+    let scopes = match &rotation.narrower {
+        Some(n) if !n.is_subset_of(&granted) => return Err(Box::new(RefreshOutcome::ScopeTooWide)),
+        Some(n) if !n.is_empty() => n.clone(),
+        _ => granted,
+    };
+    let binding = Binding {
+        audience,
+        ..rotation.binding.clone()
+    };
+    Ok((scopes, binding))
+}
+
 struct Refresh {
     refresh: Secret,
     rotation: Rotation,
@@ -719,32 +841,11 @@ impl Job for Refresh {
             )
             .await?;
         if let Some((owner, user_id, grant_id, family, granted, bound, audience)) = rotated {
-            if owner != app_id {
-                return Ok(Done::Rollback(RefreshOutcome::Invalid));
-            }
-            if bound.is_some() && bound != rotation.binding.dpop_jkt {
-                return Ok(Done::Rollback(RefreshOutcome::KeyMismatch));
-            }
-            // The new tokens are for the grant's resource; a request may name it, not another.
-            if rotation
-                .binding
-                .audience
-                .as_ref()
-                .is_some_and(|asked| audience.as_ref() != Some(asked))
-            {
-                return Ok(Done::Rollback(RefreshOutcome::OtherResource));
-            }
-            let binding = Binding {
-                audience,
-                ..rotation.binding.clone()
-            };
-            let scopes = match &rotation.narrower {
-                Some(n) if !n.is_subset_of(&granted) => {
-                    return Ok(Done::Rollback(RefreshOutcome::ScopeTooWide));
-                }
-                Some(n) if !n.is_empty() => n.clone(),
-                _ => granted,
-            };
+            let (scopes, binding) =
+                match successor_terms(rotation, &owner, granted, bound, audience) {
+                    Ok(terms) => terms,
+                    Err(refused) => return Ok(Done::Rollback(*refused)),
+                };
             let issue = Issue {
                 app_id,
                 user_id: user_id.as_deref(),

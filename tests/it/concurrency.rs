@@ -143,3 +143,58 @@ on_both_backends! {
         }
     }
 }
+
+on_both_backends! {
+    async fn concurrent_refreshes_of_many_chains_each_rotate_their_own(backend) {
+        // Rotations of different tokens made at once (one statement on PostgreSQL), each sent
+        // twice as a client retrying would: every chain moves one step a round, both copies of
+        // a request get the same new pair, and no chain gets a pair of another's.
+        const CHAINS: usize = 24;
+        const ROUNDS: usize = 3;
+        let app = spawn_app_with(&backend, |s| s.rate_limits = Some("off".into())).await;
+        let client = register(&app, true, "profile").await;
+        let browser = app.signed_in("chains@example.com").await;
+        let mut chains = Vec::new();
+        for _ in 0..CHAINS {
+            let (code, verifier) = get_code(&app, &browser, &client, "profile").await;
+            let (status, body) = exchange(&app, &client, &code, &verifier).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            chains.push(body["refresh_token"].as_str().unwrap().to_owned());
+        }
+        let (app, client) = (std::sync::Arc::new(app), std::sync::Arc::new(client));
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..ROUNDS {
+            let mut tasks = Vec::new();
+            for refresh in chains.iter().flat_map(|r| [r.clone(), r.clone()]) {
+                let (app, client) = (app.clone(), client.clone());
+                tasks.push(tokio::spawn(async move {
+                    token_request(&app, &client, &[("grant_type", "refresh_token"), ("refresh_token", &refresh)]).await
+                }));
+            }
+            let mut answers = Vec::new();
+            for t in tasks {
+                let (status, body, _) = t.await.unwrap();
+                assert_eq!(status, StatusCode::OK, "{body}");
+                answers.push((body["access_token"].as_str().unwrap().to_owned(), body["refresh_token"].as_str().unwrap().to_owned()));
+            }
+            for (chain, copies) in chains.iter_mut().zip(answers.chunks(2)) {
+                assert_eq!(copies[0], copies[1], "a retried rotation gets the first one's pair");
+                assert!(seen.insert(copies[0].clone()), "a pair given to two chains");
+                *chain = copies[0].1.clone();
+            }
+        }
+        let count = |sql: &'static str| {
+            let app = app.clone();
+            async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(app.store.pool()).await.unwrap() }
+        };
+        assert_eq!(count("SELECT COUNT(*) FROM tokens WHERE kind = 'refresh'").await, (CHAINS * (ROUNDS + 1)) as i64);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM tokens WHERE kind = 'refresh' AND rotated_at IS NOT NULL AND successor IS NOT NULL").await,
+            (CHAINS * ROUNDS) as i64
+        );
+        assert_eq!(count("SELECT COUNT(DISTINCT family_id) FROM tokens").await, CHAINS as i64);
+        for (access, _) in seen.iter().take(4) {
+            assert_eq!(introspect(&app, &client, access).await["active"], true);
+        }
+    }
+}
