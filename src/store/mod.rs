@@ -18,9 +18,9 @@ mod pats;
 mod rate;
 mod reader;
 pub mod resources;
-mod rotations;
 mod sessions;
 pub mod setup;
+mod spends;
 pub mod tokens;
 mod users;
 
@@ -72,10 +72,12 @@ pub struct Store {
     token_users: Arc<gather::Gather>,
     token_infos: Arc<gather::Gather>,
     apps_by_client_id: Arc<gather::Gather>,
+    /// An authorization code by its hash (read before it is redeemed, see [`spends`]).
+    codes: Arc<gather::Gather>,
     /// One-row inserts waiting to be written together on the pool (see [`inserts`]).
     inserts: Arc<inserts::Inserts>,
-    /// Refresh-token rotations waiting to be made together on PostgreSQL (see [`rotations`]).
-    rotations: Arc<rotations::Rotations>,
+    /// Refresh tokens and codes waiting to be spent together on PostgreSQL (see [`spends`]).
+    spends: Arc<spends::Spends>,
 }
 
 /// The table of applied migrations, sqlx's own, so databases made by earlier releases carry on.
@@ -351,11 +353,12 @@ impl Store {
             writes,
             touched: Arc::default(),
             inserts: Arc::default(),
-            rotations: Arc::default(),
+            spends: Arc::default(),
             server_keys: Arc::default(),
             token_users: Arc::new(tokens::gather_token_users()),
             token_infos: Arc::new(tokens::gather_token_infos()),
             apps_by_client_id: Arc::new(apps::gather_by_client_id()),
+            codes: Arc::new(tokens::gather_codes()),
         })
     }
 

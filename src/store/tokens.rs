@@ -10,7 +10,7 @@ use super::exec::{Done, Exec, Job, Param};
 use super::gather::Gather;
 use super::inserts::Value;
 use super::reader::Columns;
-use super::rotations::Rotate;
+use super::spends::{self, Spend};
 use super::{Backend, Store, flag};
 use crate::domain::scope::Scopes;
 use crate::domain::seal;
@@ -349,6 +349,43 @@ pub(super) fn gather_token_infos() -> Gather {
     Gather::new(select, "t.token_hash", "token_hash")
 }
 
+/// The columns of an authorization code [`code_grant_from_row`] reads.
+macro_rules! code_columns {
+    () => {
+        "app_id, user_id, grant_id, redirect_uri, redirect_uri_given, scopes, code_challenge, \
+         nonce, auth_time, dpop_jkt, resource"
+    };
+}
+
+/// A code with its state, by its hash, gathered (see [`super::gather`]).
+pub(super) fn gather_codes() -> Gather {
+    Gather::new(
+        concat!(
+            "SELECT ",
+            code_columns!(),
+            ", used_at, expires_at, code_hash FROM auth_codes"
+        ),
+        "code_hash",
+        "code_hash",
+    )
+}
+
+fn code_grant_from_row(row: &(impl Columns + ?Sized)) -> Result<CodeGrant, sqlx::Error> {
+    Ok(CodeGrant {
+        app_id: row.text("app_id")?,
+        user_id: row.text("user_id")?,
+        grant_id: row.text("grant_id")?,
+        redirect_uri: row.text("redirect_uri")?,
+        redirect_uri_given: row.int("redirect_uri_given")? != 0,
+        scopes: Scopes::from_stored(&row.text("scopes")?),
+        code_challenge: row.opt_text("code_challenge")?,
+        nonce: row.opt_text("nonce")?,
+        auth_time: row.int("auth_time")?,
+        dpop_jkt: row.opt_text("dpop_jkt")?,
+        resource: row.opt_text("resource")?,
+    })
+}
+
 fn token_info_from_row(row: &(impl Columns + ?Sized), now: i64) -> Result<TokenInfo, sqlx::Error> {
     let expires_at = row.opt_int("expires_at")?;
     Ok(TokenInfo {
@@ -399,12 +436,70 @@ impl Store {
         now: i64,
         check: impl FnOnce(&CodeGrant) -> Result<IssueSpec, E> + Send + 'static,
     ) -> Result<CodeOutcome<E>, sqlx::Error> {
-        self.write(ExchangeCode {
-            hash: code.hash(),
-            now,
-            check,
-        })
-        .await
+        let hash = code.hash();
+        if self.backend() == Backend::Postgres {
+            return self.exchange_gathered(hash, now, check).await;
+        }
+        self.write(ExchangeCode { hash, now, check }).await
+    }
+
+    /// Redeem a live code together with other requests' codes (PostgreSQL, see
+    /// [`super::spends`]). A code not live as read, or used, expired or withdrawn before the
+    /// statement ran, goes through [`ExchangeCode`] (with `check`'s answer if it was asked),
+    /// which then finds what happened.
+    async fn exchange_gathered<X: Send + 'static>(
+        &self,
+        hash: String,
+        now: i64,
+        check: impl FnOnce(&CodeGrant) -> Result<IssueSpec, X> + Send + 'static,
+    ) -> Result<CodeOutcome<X>, sqlx::Error> {
+        let sql = concat!(
+            "SELECT ",
+            code_columns!(),
+            ", used_at, expires_at FROM auth_codes WHERE code_hash = $1"
+        );
+        let live = self
+            .lookup_gathered(&self.codes, sql, &hash, |row| {
+                let live = row.opt_int("used_at")?.is_none() && row.int("expires_at")? > now;
+                live.then(|| code_grant_from_row(row)).transpose()
+            })
+            .await?
+            .flatten();
+        let Some(grant) = live else {
+            return self.write(ExchangeCode { hash, now, check }).await;
+        };
+        let spec = match check(&grant) {
+            Ok(spec) => spec,
+            // The code is spent all the same.
+            Err(e) => {
+                let check = move |_: &CodeGrant| Err(e);
+                return self.write(ExchangeCode { hash, now, check }).await;
+            }
+        };
+        let issue = Issue {
+            app_id: &grant.app_id,
+            user_id: Some(&grant.user_id),
+            grant_id: Some(&grant.grant_id),
+            scopes: &spec.scopes,
+            access_ttl: spec.access_ttl,
+            refresh_ttl: spec.refresh_ttl,
+            binding: &spec.binding,
+        };
+        let minted = mint(&issue, now);
+        let family = new_family_id();
+        let (_, rows) = minted.insert(&issue, &family, Some(&hash));
+        let spend = Spend {
+            kind: &spends::REDEMPTION,
+            old: hash.clone(),
+            values: vec![Value::Int(now)],
+            rows: rows.iter().map(Value::from).collect(),
+            new_hash: minted.access_hash.clone(),
+        };
+        if self.spends.spend(&self.pool, spend).await {
+            return Ok(CodeOutcome::Issued(Box::new((grant, minted.issued))));
+        }
+        let check = move |_: &CodeGrant| Ok(spec);
+        self.write(ExchangeCode { hash, now, check }).await
     }
 
     /// Issue tokens outside the code flow (client credentials).
@@ -455,7 +550,7 @@ impl Store {
     }
 
     /// Rotate a live refresh token together with other requests' rotations (PostgreSQL, see
-    /// [`super::rotations`]). `None` when the token is not live as read, or was rotated,
+    /// [`super::spends`]). `None` when the token is not live as read, or was rotated,
     /// revoked or expired before the statement ran: [`Refresh`] then decides.
     async fn refresh_gathered(
         &self,
@@ -495,14 +590,14 @@ impl Store {
             return Ok(None);
         };
         let (_, rows) = minted.insert(&issue, &token.family_id, None);
-        let rotate = Rotate {
+        let spend = Spend {
+            kind: &spends::ROTATION,
+            old: hash,
+            values: vec![Value::Blob(successor), Value::Int(now)],
             rows: rows.iter().map(Value::from).collect(),
             new_hash: minted.access_hash.clone(),
-            old_hash: hash,
-            now,
-            successor,
         };
-        let rotated = self.rotations.rotate(&self.pool, rotate).await;
+        let rotated = self.spends.spend(&self.pool, spend).await;
         Ok(rotated.then_some(RefreshOutcome::Rotated(minted.issued)))
     }
 
@@ -649,26 +744,14 @@ where
         let (hash, now) = (&self.hash, self.now);
         let grant = exec
             .fetch_optional(
-                "UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1 \
-                 AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = auth_codes.user_id AND users.disabled = 1) \
-                 AND EXISTS (SELECT 1 FROM grants WHERE grants.id = auth_codes.grant_id) \
-                 RETURNING app_id, user_id, grant_id, redirect_uri, redirect_uri_given, scopes, code_challenge, nonce, auth_time, dpop_jkt, resource",
+                concat!(
+                    "UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+                     AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = auth_codes.user_id AND users.disabled = 1) \
+                     AND EXISTS (SELECT 1 FROM grants WHERE grants.id = auth_codes.grant_id) RETURNING ",
+                    code_columns!()
+                ),
                 &[now.into(), hash.into()],
-                |row| {
-                    Ok(CodeGrant {
-                        app_id: row.text("app_id")?,
-                        user_id: row.text("user_id")?,
-                        grant_id: row.text("grant_id")?,
-                        redirect_uri: row.text("redirect_uri")?,
-                        redirect_uri_given: row.int("redirect_uri_given")? != 0,
-                        scopes: Scopes::from_stored(&row.text("scopes")?),
-                        code_challenge: row.opt_text("code_challenge")?,
-                        nonce: row.opt_text("nonce")?,
-                        auth_time: row.int("auth_time")?,
-                        dpop_jkt: row.opt_text("dpop_jkt")?,
-                        resource: row.opt_text("resource")?,
-                    })
-                },
+                |row| code_grant_from_row(row),
             )
             .await?;
         let Some(grant) = grant else {

@@ -198,3 +198,43 @@ on_both_backends! {
         }
     }
 }
+
+on_both_backends! {
+    async fn concurrent_redemptions_of_many_codes_each_succeed_once(backend) {
+        // Codes redeemed at once (one statement on PostgreSQL), each sent twice: each code
+        // gives tokens to exactly one of its two requests.
+        const CODES: usize = 24;
+        let app = spawn_app_with(&backend, |s| s.rate_limits = Some("off".into())).await;
+        let client = register(&app, true, "profile").await;
+        let browser = app.signed_in("codes@example.com").await;
+        let mut codes = Vec::new();
+        for _ in 0..CODES {
+            codes.push(get_code(&app, &browser, &client, "profile").await);
+        }
+        let (app, client) = (std::sync::Arc::new(app), std::sync::Arc::new(client));
+        let mut tasks = Vec::new();
+        for (code, verifier) in codes.iter().flat_map(|c| [c.clone(), c.clone()]) {
+            let (app, client) = (app.clone(), client.clone());
+            tasks.push(tokio::spawn(async move { exchange(&app, &client, &code, &verifier).await }));
+        }
+        let mut answers = Vec::new();
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        let mut issued = std::collections::HashSet::new();
+        for copies in answers.chunks(2) {
+            let ok: Vec<_> = copies.iter().filter(|(status, _)| *status == StatusCode::OK).collect();
+            assert_eq!(ok.len(), 1, "{copies:?}");
+            let other = copies.iter().find(|(status, _)| *status != StatusCode::OK).unwrap();
+            assert_eq!((other.0, other.1["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+            assert!(issued.insert(ok[0].1["access_token"].as_str().unwrap().to_owned()));
+        }
+        let count = |sql: &'static str| {
+            let app = app.clone();
+            async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(app.store.pool()).await.unwrap() }
+        };
+        assert_eq!(count("SELECT COUNT(*) FROM tokens WHERE kind = 'access'").await, CODES as i64);
+        assert_eq!(count("SELECT COUNT(DISTINCT family_id) FROM tokens").await, CODES as i64);
+        assert_eq!(count("SELECT COUNT(*) FROM auth_codes WHERE used_at IS NOT NULL").await, CODES as i64);
+    }
+}
