@@ -72,7 +72,9 @@ pub struct Store {
     token_users: Arc<gather::Gather>,
     token_infos: Arc<gather::Gather>,
     apps_by_client_id: Arc<gather::Gather>,
-    /// An authorization code by its hash (read before it is redeemed, see [`spends`]).
+    /// A refresh token and an authorization code by their hashes, read before they are
+    /// spent (see [`spends`]).
+    refresh_tokens: Arc<gather::Gather>,
     codes: Arc<gather::Gather>,
     /// One-row inserts waiting to be written together on the pool (see [`inserts`]).
     inserts: Arc<inserts::Inserts>,
@@ -358,6 +360,7 @@ impl Store {
             token_users: Arc::new(tokens::gather_token_users()),
             token_infos: Arc::new(tokens::gather_token_infos()),
             apps_by_client_id: Arc::new(apps::gather_by_client_id()),
+            refresh_tokens: Arc::new(tokens::gather_refresh_tokens()),
             codes: Arc::new(tokens::gather_codes()),
         })
     }

@@ -357,6 +357,31 @@ macro_rules! code_columns {
     };
 }
 
+/// A refresh token's own row with its state (no join: whether its user is enabled is the
+/// rotating statement's to check).
+macro_rules! refresh_columns {
+    () => {
+        "SELECT kind, app_id, user_id, grant_id, family_id, scopes, dpop_jkt, audience, \
+         rotated_at, revoked_at, expires_at, token_hash FROM tokens"
+    };
+}
+
+/// A refresh token by its hash, gathered (read before it is rotated, see [`super::spends`]).
+pub(super) fn gather_refresh_tokens() -> Gather {
+    Gather::new(refresh_columns!(), "token_hash", "token_hash")
+}
+
+/// A live refresh token as read before it is rotated.
+struct LiveRefresh {
+    app_id: String,
+    user_id: Option<String>,
+    grant_id: Option<String>,
+    family_id: String,
+    scopes: Scopes,
+    dpop_jkt: Option<String>,
+    audience: Option<String>,
+}
+
 /// A code with its state, by its hash, gathered (see [`super::gather`]).
 pub(super) fn gather_codes() -> Gather {
     Gather::new(
@@ -559,11 +584,29 @@ impl Store {
         now: i64,
     ) -> Result<Option<RefreshOutcome>, sqlx::Error> {
         let hash = refresh.hash();
-        let Some(token) = self
-            .token_info_by_hash(&hash, now)
+        let sql = concat!(refresh_columns!(), " WHERE token_hash = $1");
+        let live = self
+            .lookup_gathered(&self.refresh_tokens, sql, &hash, |row| {
+                let live = row.text("kind")? == "refresh"
+                    && row.opt_int("rotated_at")?.is_none()
+                    && row.opt_int("revoked_at")?.is_none()
+                    && row.opt_int("expires_at")?.is_none_or(|e| e > now);
+                live.then(|| {
+                    Ok(LiveRefresh {
+                        app_id: row.text("app_id")?,
+                        user_id: row.opt_text("user_id")?,
+                        grant_id: row.opt_text("grant_id")?,
+                        family_id: row.text("family_id")?,
+                        scopes: Scopes::from_stored(&row.text("scopes")?),
+                        dpop_jkt: row.opt_text("dpop_jkt")?,
+                        audience: row.opt_text("audience")?,
+                    })
+                })
+                .transpose()
+            })
             .await?
-            .filter(|t| t.kind == "refresh" && t.active)
-        else {
+            .flatten();
+        let Some(token) = live else {
             return Ok(None);
         };
         let (scopes, binding) = match successor_terms(
