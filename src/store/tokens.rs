@@ -70,6 +70,21 @@ pub struct IssueSpec {
     pub binding: Binding,
 }
 
+impl IssueSpec {
+    /// What to issue for the code behind `grant`.
+    fn issue<'a>(&'a self, grant: &'a CodeGrant) -> Issue<'a> {
+        Issue {
+            app_id: &grant.app_id,
+            user_id: Some(&grant.user_id),
+            grant_id: Some(&grant.grant_id),
+            scopes: &self.scopes,
+            access_ttl: self.access_ttl,
+            refresh_ttl: self.refresh_ttl,
+            binding: &self.binding,
+        }
+    }
+}
+
 /// An access token (and maybe a refresh token) just issued.
 #[derive(Debug, Clone)]
 pub struct Issued {
@@ -501,15 +516,7 @@ impl Store {
                 return self.write(ExchangeCode { hash, now, check }).await;
             }
         };
-        let issue = Issue {
-            app_id: &grant.app_id,
-            user_id: Some(&grant.user_id),
-            grant_id: Some(&grant.grant_id),
-            scopes: &spec.scopes,
-            access_ttl: spec.access_ttl,
-            refresh_ttl: spec.refresh_ttl,
-            binding: &spec.binding,
-        };
+        let issue = spec.issue(&grant);
         let minted = mint(&issue, now);
         let family = new_family_id();
         let (_, rows) = minted.insert(&issue, &family, Some(&hash));
@@ -821,15 +828,7 @@ where
             // The code is spent all the same.
             Err(e) => return Ok(Done::Commit(CodeOutcome::Refused(e))),
         };
-        let issue = Issue {
-            app_id: &grant.app_id,
-            user_id: Some(&grant.user_id),
-            grant_id: Some(&grant.grant_id),
-            scopes: &spec.scopes,
-            access_ttl: spec.access_ttl,
-            refresh_ttl: spec.refresh_ttl,
-            binding: &spec.binding,
-        };
+        let issue = spec.issue(&grant);
         let issued = insert_tokens(exec, &issue, &new_family_id(), Some(hash), now).await?;
         Ok(Done::Commit(CodeOutcome::Issued(Box::new((grant, issued)))))
     }
