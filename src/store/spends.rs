@@ -40,7 +40,6 @@ const WIDTH: usize = 13;
 pub(super) struct Kind {
     /// The columns of `v` after `old` (the credential's hash), one value each a spend.
     columns: &'static str,
-    width: usize,
     /// An `UPDATE … FROM v` that retires each live credential of `v`, `RETURNING` its hash
     /// as `old`.
     retire: &'static str,
@@ -49,7 +48,6 @@ pub(super) struct Kind {
 /// A refresh token: retired with its sealed successor.
 pub(super) const ROTATION: Kind = Kind {
     columns: "successor, now",
-    width: 2,
     retire: "UPDATE tokens SET rotated_at = v.now, successor = v.successor FROM v \
              WHERE tokens.token_hash = v.old AND tokens.kind = 'refresh' \
              AND tokens.rotated_at IS NULL AND tokens.revoked_at IS NULL \
@@ -61,7 +59,6 @@ pub(super) const ROTATION: Kind = Kind {
 /// An authorization code: spent while its user is enabled and its grant stands.
 pub(super) const REDEMPTION: Kind = Kind {
     columns: "now",
-    width: 1,
     retire: "UPDATE auth_codes SET used_at = v.now FROM v \
              WHERE auth_codes.code_hash = v.old AND auth_codes.used_at IS NULL \
              AND auth_codes.expires_at > v.now \
@@ -69,6 +66,13 @@ pub(super) const REDEMPTION: Kind = Kind {
              AND EXISTS (SELECT 1 FROM grants WHERE grants.id = auth_codes.grant_id) \
              RETURNING auth_codes.code_hash AS old",
 };
+
+impl Kind {
+    /// How many columns of `v` follow `old`.
+    fn width(&self) -> usize {
+        self.columns.split(',').count()
+    }
+}
 
 /// One credential to spend.
 pub(super) struct Spend {
@@ -104,7 +108,7 @@ impl Default for Spends {
 impl Spends {
     /// Make `spend` in the next statement: whether it was made (and committed).
     pub(super) async fn spend(self: &Arc<Self>, pool: &AnyPool, spend: Spend) -> bool {
-        debug_assert_eq!(spend.values.len(), spend.kind.width);
+        debug_assert_eq!(spend.values.len(), spend.kind.width());
         debug_assert_eq!(spend.rows.len() % WIDTH, 0);
         let (answer, answered) = oneshot::channel();
         if self.waiting.push(Waiter { spend, answer }) {
@@ -167,7 +171,7 @@ fn statement(kind: &Kind, count: usize, rows: usize) -> String {
             .collect();
         format!("({})", list.join(", "))
     };
-    let retired: Vec<String> = (0..count).map(|_| tuple(1 + kind.width)).collect();
+    let retired: Vec<String> = (0..count).map(|_| tuple(1 + kind.width())).collect();
     let inserted: Vec<String> = (0..count * rows).map(|_| tuple(1 + WIDTH)).collect();
     format!(
         "WITH v (old, {}) AS (VALUES {}), r AS ({}) \
@@ -197,7 +201,7 @@ async fn execute(pool: &AnyPool, group: &[Waiter]) -> Result<HashSet<String>, sq
         })
     };
     let mut params: Vec<Param<'_>> =
-        Vec::with_capacity(size * (1 + kind.width + rows * (1 + WIDTH)));
+        Vec::with_capacity(size * (1 + kind.width() + rows * (1 + WIDTH)));
     for (old, spend) in spends() {
         params.push(Param::Text(old));
         params.extend(spend.values.iter().map(Value::param));

@@ -386,7 +386,7 @@ pub(super) fn gather_refresh_tokens() -> Gather {
     Gather::new(refresh_columns!(), "token_hash", "token_hash")
 }
 
-/// A live refresh token as read before it is rotated.
+/// A live refresh token, as read before it is rotated or as its rotation returned it.
 struct LiveRefresh {
     app_id: String,
     user_id: Option<String>,
@@ -395,6 +395,18 @@ struct LiveRefresh {
     scopes: Scopes,
     dpop_jkt: Option<String>,
     audience: Option<String>,
+}
+
+fn live_refresh_from_row(row: &(impl Columns + ?Sized)) -> Result<LiveRefresh, sqlx::Error> {
+    Ok(LiveRefresh {
+        app_id: row.text("app_id")?,
+        user_id: row.opt_text("user_id")?,
+        grant_id: row.opt_text("grant_id")?,
+        family_id: row.text("family_id")?,
+        scopes: Scopes::from_stored(&row.text("scopes")?),
+        dpop_jkt: row.opt_text("dpop_jkt")?,
+        audience: row.opt_text("audience")?,
+    })
 }
 
 /// A code with its state, by its hash, gathered (see [`super::gather`]).
@@ -598,43 +610,18 @@ impl Store {
                     && row.opt_int("rotated_at")?.is_none()
                     && row.opt_int("revoked_at")?.is_none()
                     && row.opt_int("expires_at")?.is_none_or(|e| e > now);
-                live.then(|| {
-                    Ok(LiveRefresh {
-                        app_id: row.text("app_id")?,
-                        user_id: row.opt_text("user_id")?,
-                        grant_id: row.opt_text("grant_id")?,
-                        family_id: row.text("family_id")?,
-                        scopes: Scopes::from_stored(&row.text("scopes")?),
-                        dpop_jkt: row.opt_text("dpop_jkt")?,
-                        audience: row.opt_text("audience")?,
-                    })
-                })
-                .transpose()
+                live.then(|| live_refresh_from_row(row)).transpose()
             })
             .await?
             .flatten();
         let Some(token) = live else {
             return Ok(None);
         };
-        let (scopes, binding) = match successor_terms(
-            rotation,
-            &token.app_id,
-            token.scopes,
-            token.dpop_jkt,
-            token.audience,
-        ) {
+        let (scopes, binding) = match token.successor_terms(rotation) {
             Ok(terms) => terms,
             Err(refused) => return Ok(Some(*refused)),
         };
-        let issue = Issue {
-            app_id: &rotation.app_id,
-            user_id: token.user_id.as_deref(),
-            grant_id: token.grant_id.as_deref(),
-            scopes: &scopes,
-            access_ttl: rotation.access_ttl,
-            refresh_ttl: Some(rotation.refresh_ttl),
-            binding: &binding,
-        };
+        let issue = token.successor(rotation, &scopes, &binding);
         let minted = mint(&issue, now);
         let Some(successor) = seal_pair(refresh, &minted.issued) else {
             return Ok(None);
@@ -882,40 +869,59 @@ pub struct Rotation {
     pub binding: Binding,
 }
 
-/// What a live refresh token of `owner`, with `granted` scopes, bound to the key `bound` and
-/// for `audience`, is rotated into; or the outcome that refuses the request.
-fn successor_terms(
-    rotation: &Rotation,
-    owner: &str,
-    granted: Scopes,
-    bound: Option<String>,
-    audience: Option<String>,
-) -> Result<(Scopes, Binding), Box<RefreshOutcome>> {
-    if owner != rotation.app_id {
-        return Err(Box::new(RefreshOutcome::Invalid));
+impl LiveRefresh {
+    /// The scopes and binding the token is rotated into as `rotation` asks; or the outcome
+    /// that refuses the request.
+    fn successor_terms(
+        &self,
+        rotation: &Rotation,
+    ) -> Result<(Scopes, Binding), Box<RefreshOutcome>> {
+        if self.app_id != rotation.app_id {
+            return Err(Box::new(RefreshOutcome::Invalid));
+        }
+        if self.dpop_jkt.is_some() && self.dpop_jkt != rotation.binding.dpop_jkt {
+            return Err(Box::new(RefreshOutcome::KeyMismatch));
+        }
+        // The new tokens are for the grant's resource; a request may name it, not another.
+        if rotation
+            .binding
+            .audience
+            .as_ref()
+            .is_some_and(|asked| self.audience.as_ref() != Some(asked))
+        {
+            return Err(Box::new(RefreshOutcome::OtherResource));
+        }
+        let scopes = match &rotation.narrower {
+            Some(n) if !n.is_subset_of(&self.scopes) => {
+                return Err(Box::new(RefreshOutcome::ScopeTooWide));
+            }
+            Some(n) if !n.is_empty() => n.clone(),
+            _ => self.scopes.clone(),
+        };
+        let binding = Binding {
+            audience: self.audience.clone(),
+            ..rotation.binding.clone()
+        };
+        Ok((scopes, binding))
     }
-    if bound.is_some() && bound != rotation.binding.dpop_jkt {
-        return Err(Box::new(RefreshOutcome::KeyMismatch));
+
+    /// What to issue in the token's place, with the terms [`Self::successor_terms`] gave.
+    fn successor<'a>(
+        &'a self,
+        rotation: &'a Rotation,
+        scopes: &'a Scopes,
+        binding: &'a Binding,
+    ) -> Issue<'a> {
+        Issue {
+            app_id: &rotation.app_id,
+            user_id: self.user_id.as_deref(),
+            grant_id: self.grant_id.as_deref(),
+            scopes,
+            access_ttl: rotation.access_ttl,
+            refresh_ttl: Some(rotation.refresh_ttl),
+            binding,
+        }
     }
-    // The new tokens are for the grant's resource; a request may name it, not another.
-    if rotation
-        .binding
-        .audience
-        .as_ref()
-        .is_some_and(|asked| audience.as_ref() != Some(asked))
-    {
-        return Err(Box::new(RefreshOutcome::OtherResource));
-    }
-    let scopes = match &rotation.narrower {
-        Some(n) if !n.is_subset_of(&granted) => return Err(Box::new(RefreshOutcome::ScopeTooWide)),
-        Some(n) if !n.is_empty() => n.clone(),
-        _ => granted,
-    };
-    let binding = Binding {
-        audience,
-        ..rotation.binding.clone()
-    };
-    Ok((scopes, binding))
 }
 
 struct Refresh {
@@ -952,35 +958,16 @@ impl Job for Refresh {
                  AND NOT EXISTS (SELECT 1 FROM users WHERE users.id = tokens.user_id AND users.disabled = 1) \
                  RETURNING app_id, user_id, grant_id, family_id, scopes, dpop_jkt, audience",
                 &[now.into(), (&hash).into()],
-                |row| {
-                    Ok((
-                        row.text("app_id")?,
-                        row.opt_text("user_id")?,
-                        row.opt_text("grant_id")?,
-                        row.text("family_id")?,
-                        Scopes::from_stored(&row.text("scopes")?),
-                        row.opt_text("dpop_jkt")?,
-                        row.opt_text("audience")?,
-                    ))
-                },
+                |row| live_refresh_from_row(row),
             )
             .await?;
-        if let Some((owner, user_id, grant_id, family, granted, bound, audience)) = rotated {
-            let (scopes, binding) =
-                match successor_terms(rotation, &owner, granted, bound, audience) {
-                    Ok(terms) => terms,
-                    Err(refused) => return Ok(Done::Rollback(*refused)),
-                };
-            let issue = Issue {
-                app_id,
-                user_id: user_id.as_deref(),
-                grant_id: grant_id.as_deref(),
-                scopes: &scopes,
-                access_ttl: rotation.access_ttl,
-                refresh_ttl: Some(rotation.refresh_ttl),
-                binding: &binding,
+        if let Some(token) = rotated {
+            let (scopes, binding) = match token.successor_terms(rotation) {
+                Ok(terms) => terms,
+                Err(refused) => return Ok(Done::Rollback(*refused)),
             };
-            let issued = insert_tokens(exec, &issue, &family, None, now).await?;
+            let issue = token.successor(rotation, &scopes, &binding);
+            let issued = insert_tokens(exec, &issue, &token.family_id, None, now).await?;
             let sealed = seal_pair(&self.refresh, &issued);
             exec.execute(
                 "UPDATE tokens SET successor = $1 WHERE token_hash = $2",
