@@ -230,7 +230,6 @@ pub async fn serve(
     });
     spawn_housekeeping(&state);
     crate::outbox::spawn(&state);
-    state.store.spawn_checkpointer();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

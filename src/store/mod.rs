@@ -270,7 +270,7 @@ fn sqlite_pool(connections: u32, cache: &'static str) -> AnyPoolOptions {
                 conn.execute("PRAGMA foreign_keys = ON").await?;
                 conn.execute("PRAGMA busy_timeout = 5000").await?;
                 conn.execute(cache).await?;
-                // Checkpoints run in the background (`spawn_checkpointer`), not inside
+                // Checkpoints run beside the writer (`exec::Checkpoints`), not inside
                 // whichever request's commit happens to fill the log.
                 conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
                 Ok(())
@@ -467,30 +467,6 @@ impl Store {
             .await
             .context("applying database migrations")?;
         Ok(())
-    }
-
-    /// On SQLite, copy the write-ahead log into the database every second, off the request
-    /// path (a PASSIVE checkpoint never blocks readers or writers).
-    pub fn spawn_checkpointer(&self) {
-        if self.backend != Backend::Sqlite {
-            return;
-        }
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                if pool.is_closed() {
-                    break;
-                }
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                    .execute(&pool)
-                    .await
-                {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
-                }
-            }
-        });
     }
 
     /// A cheap round trip, for `/readyz`.
