@@ -3,6 +3,7 @@
 
 use super::Store;
 use super::exec::Param;
+use super::users::user_from_row;
 use crate::domain::secret::{self, Secret};
 use crate::domain::user::User;
 
@@ -41,25 +42,29 @@ impl Store {
         Ok(raw)
     }
 
-    /// The session behind a cookie value, if it is live and its user is not disabled.
+    /// The session behind a cookie value, if it is live and its user is not disabled (one
+    /// read: the session with its user).
     pub async fn session(&self, raw: &str, now: i64) -> Result<Option<Session>, sqlx::Error> {
         let id_hash = secret::sha256_hex(raw.as_bytes());
         let found = self
             .lookup(
-                "SELECT user_id, auth_time, expires_at FROM sessions WHERE id_hash = $1 AND expires_at > $2",
+                "SELECT s.auth_time AS session_auth_time, s.expires_at AS session_expires_at, u.* \
+                 FROM sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.id_hash = $1 AND s.expires_at > $2",
                 &[Param::Text(&id_hash), Param::Int(now)],
-                |r| Ok((r.text("user_id")?, r.int("auth_time")?, r.int("expires_at")?)),
+                |r| {
+                    let user = user_from_row(r)?;
+                    Ok((
+                        user,
+                        r.int("session_auth_time")?,
+                        r.int("session_expires_at")?,
+                    ))
+                },
             )
             .await?;
-        let Some((user_id, auth_time, expires_at)) = found else {
+        let Some((user, auth_time, expires_at)) = found.filter(|(user, ..)| !user.disabled) else {
             return Ok(None);
         };
-        let Some(user) = self.user_by_id(&user_id).await? else {
-            return Ok(None);
-        };
-        if user.disabled {
-            return Ok(None);
-        }
         Ok(Some(Session {
             id_hash,
             user,
