@@ -118,15 +118,30 @@ impl Gather {
             let sql = AssertSqlSafe(Arc::clone(&self.statements[size]));
             match bind(sqlx::query(sql), &keys).fetch_all(&pool).await {
                 Ok(rows) => {
-                    let mut by_key: HashMap<String, AnyRow> = HashMap::with_capacity(rows.len());
+                    // Each row with the number of lookups waiting for it: the same key may wait
+                    // twice (two requests with one token), and only then is its row copied.
+                    let mut by_key: HashMap<String, (AnyRow, usize)> =
+                        HashMap::with_capacity(rows.len());
                     for row in rows {
                         if let Ok(key) = row.try_get::<String, _>(self.key_column) {
-                            by_key.insert(key, row);
+                            by_key.insert(key, (row, 0));
+                        }
+                    }
+                    for (key, _) in &group {
+                        if let Some((_, waiting)) = by_key.get_mut(key) {
+                            *waiting += 1;
                         }
                     }
                     for (key, answer) in group {
-                        // The same key may wait twice (two requests with one token).
-                        let _ = answer.send(Ok(by_key.get(&key).cloned()));
+                        let row = match by_key.get_mut(&key) {
+                            Some((row, waiting)) if *waiting > 1 => {
+                                *waiting -= 1;
+                                Some(row.clone())
+                            }
+                            Some(_) => by_key.remove(&key).map(|(row, _)| row),
+                            None => None,
+                        };
+                        let _ = answer.send(Ok(row));
                     }
                 }
                 Err(e) => {
