@@ -402,6 +402,16 @@ mod tests {
     use super::*;
     use std::time::Instant;
 
+    /// A new database file in WAL mode with `schema`, in a directory removed when dropped.
+    fn database(schema: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+        conn.execute_batch(schema).unwrap();
+        (dir, path)
+    }
+
     /// One row of a kilobyte, added at the table's end.
     struct Put;
 
@@ -438,12 +448,7 @@ mod tests {
     /// A one-statement job that fails leaves nothing behind, and the jobs beside it commit.
     #[tokio::test]
     async fn a_failed_statement_without_a_savepoint_is_undone_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("u.db");
-        rusqlite::Connection::open(&path)
-            .unwrap()
-            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE u (k INTEGER PRIMARY KEY)")
-            .unwrap();
+        let (_dir, path) = database("CREATE TABLE u (k INTEGER PRIMARY KEY)");
         let writer = Writer::open(&path).unwrap();
         writer.run(Pair(1, 2)).await.unwrap();
         // The second row of the first job collides after its first row went in.
@@ -466,12 +471,7 @@ mod tests {
     /// beginning: it holds the last few copies' worth of rows, not every row written.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_log_stays_short_under_steady_writes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        rusqlite::Connection::open(&path)
-            .unwrap()
-            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v BLOB)")
-            .unwrap();
+        let (dir, path) = database("CREATE TABLE t (v BLOB)");
         let writer = Arc::new(Writer::open(&path).unwrap());
         let until = Instant::now() + Duration::from_secs(2);
         let writers: Vec<_> = (0..16)
