@@ -247,7 +247,7 @@ impl Writer {
         let (answer, answered) = tokio::sync::oneshot::channel();
         let task: Task = Box::new(move |conn| {
             let outcome = match conn {
-                Ok(conn) => run_in_savepoint(conn, job),
+                Ok(conn) => run_job(conn, job),
                 Err(e) => Err(sqlx::Error::Io(std::io::Error::other(e.to_owned()))),
             };
             Box::new(move |commit_error: Option<&str>| {
@@ -264,11 +264,9 @@ impl Writer {
     }
 }
 
-/// Run a job inside a savepoint, keeping or undoing its writes as it decided.
-fn run_in_savepoint<J: Job>(
-    conn: &mut rusqlite::Connection,
-    job: J,
-) -> Result<J::Output, sqlx::Error> {
+/// Run a job inside a savepoint (or, for one insert, as its one statement), keeping or undoing
+/// its writes as it decided.
+fn run_job<J: Job>(conn: &mut rusqlite::Connection, job: J) -> Result<J::Output, sqlx::Error> {
     let mut exec = InPlace(conn);
     if job.one_insert() {
         // One statement is undone by SQLite itself if it fails, leaving the group's other jobs
@@ -493,7 +491,6 @@ mod tests {
         }
         let size = |name: &str| std::fs::metadata(dir.path().join(name)).unwrap().len();
         let (db, log) = (size("t.db"), size("t.db-wal"));
-        eprintln!("{rows} rows, database {db} bytes, log {log} bytes");
         assert!(
             db > 4 << 20,
             "too few writes to tell: {rows} rows, {db} bytes"

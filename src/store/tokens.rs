@@ -438,8 +438,14 @@ fn code_grant_from_row(row: &(impl Columns + ?Sized)) -> Result<CodeGrant, sqlx:
     })
 }
 
+/// Whether a token's row is neither revoked, rotated nor expired at `now` (its user aside).
+fn standing(row: &(impl Columns + ?Sized), now: i64) -> Result<bool, sqlx::Error> {
+    Ok(row.opt_int("revoked_at")?.is_none()
+        && row.opt_int("rotated_at")?.is_none()
+        && row.opt_int("expires_at")?.is_none_or(|e| e > now))
+}
+
 fn token_info_from_row(row: &(impl Columns + ?Sized), now: i64) -> Result<TokenInfo, sqlx::Error> {
-    let expires_at = row.opt_int("expires_at")?;
     Ok(TokenInfo {
         kind: row.text("kind")?,
         app_id: row.text("app_id")?,
@@ -449,11 +455,8 @@ fn token_info_from_row(row: &(impl Columns + ?Sized), now: i64) -> Result<TokenI
         family_id: row.text("family_id")?,
         scopes: Scopes::from_stored(&row.text("scopes")?),
         created_at: row.int("token_created_at")?,
-        expires_at,
-        active: row.opt_int("revoked_at")?.is_none()
-            && row.opt_int("rotated_at")?.is_none()
-            && expires_at.is_none_or(|e| e > now)
-            && row.int("disabled")? == 0,
+        expires_at: row.opt_int("expires_at")?,
+        active: standing(row, now)? && row.int("disabled")? == 0,
         dpop_jkt: row.opt_text("dpop_jkt")?,
         audience: row.opt_text("audience")?,
         act: row.opt_text("act")?,
@@ -606,10 +609,7 @@ impl Store {
         let sql = concat!(refresh_columns!(), " WHERE token_hash = $1");
         let live = self
             .lookup_gathered(&self.refresh_tokens, sql, &hash, |row| {
-                let live = row.text("kind")? == "refresh"
-                    && row.opt_int("rotated_at")?.is_none()
-                    && row.opt_int("revoked_at")?.is_none()
-                    && row.opt_int("expires_at")?.is_none_or(|e| e > now);
+                let live = row.text("kind")? == "refresh" && standing(row, now)?;
                 live.then(|| live_refresh_from_row(row)).transpose()
             })
             .await?
