@@ -281,7 +281,8 @@ fn sqlite_pool(connections: u32, cache: &'static str) -> AnyPoolOptions {
 /// Pool options for either backend. sqlx pings a pooled connection before every use by
 /// default: a whole round trip to the database per query, which doubled the cost of a busy
 /// node's lookups. A connection is checked only after it has been idle for a second — the
-/// ones a restarted or unreachable database leaves dead — and one in steady use is not.
+/// ones a restarted or unreachable database leaves dead — and one in steady use is not. (The
+/// same round trip after each use is skipped by the patched sqlx-core: `vendor/README.md`.)
 fn pool_options() -> AnyPoolOptions {
     AnyPoolOptions::new()
         .test_before_acquire(false)

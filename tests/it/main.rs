@@ -26,6 +26,7 @@ mod openapi;
 mod ops;
 mod pages;
 mod par;
+mod pool;
 mod process;
 mod registration;
 mod resources;

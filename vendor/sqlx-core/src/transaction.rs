@@ -120,6 +120,7 @@ where
     pub async fn commit(mut self) -> Result<(), Error> {
         DB::TransactionManager::commit(&mut self.connection).await?;
         self.open = false;
+        self.ended();
 
         Ok(())
     }
@@ -128,8 +129,19 @@ where
     pub async fn rollback(mut self) -> Result<(), Error> {
         DB::TransactionManager::rollback(&mut self.connection).await?;
         self.open = false;
+        self.ended();
 
         Ok(())
+    }
+
+    /// The transaction's last answer was read to its end: a pooled connection outside any
+    /// transaction goes back to the pool without a round trip to test it.
+    fn ended(&mut self) {
+        if let MaybePoolConnection::PoolConnection(conn) = &mut self.connection {
+            if DB::TransactionManager::get_transaction_depth(conn) == 0 {
+                conn.mark_clean();
+            }
+        }
     }
 }
 

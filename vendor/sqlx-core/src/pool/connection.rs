@@ -21,6 +21,9 @@ const CLOSE_ON_DROP_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PoolConnection<DB: Database> {
     live: Option<Live<DB>>,
     close_on_drop: bool,
+    /// The last use read the database's answer to its end (set by the pool's own executor), so
+    /// the connection can go back to the pool without a round trip to test it.
+    clean: bool,
     pub(crate) pool: Arc<PoolInner<DB>>,
 }
 
@@ -123,6 +126,11 @@ impl<DB: Database> PoolConnection<DB> {
         self.take_live().raw
     }
 
+    /// The last use read the database's answer to its end.
+    pub(crate) fn mark_clean(&mut self) {
+        self.clean = true;
+    }
+
     fn take_live(&mut self) -> Live<DB> {
         self.live.take().expect(EXPECT_MSG)
     }
@@ -203,6 +211,19 @@ impl<DB: Database> Drop for PoolConnection<DB> {
             return;
         }
 
+        // A connection whose last answer was read to its end, with nothing left to send, goes
+        // back at once: the round trip that tests it on release (below) would find nothing.
+        if self.clean
+            && self.pool.options.after_release.is_none()
+            && !self.pool.is_closed()
+            && self.live.as_ref().is_some_and(|live| {
+                !live.raw.should_flush() && !is_beyond_max_lifetime(live, &self.pool.options)
+            })
+        {
+            self.take_live().float(self.pool.clone()).release();
+            return;
+        }
+
         // We still need to spawn a task to maintain `min_connections`.
         if self.live.is_some() || self.pool.options.min_connections > 0 {
             crate::rt::spawn(self.return_to_pool());
@@ -261,6 +282,7 @@ impl<DB: Database> Floating<DB, Live<DB>> {
         PoolConnection {
             live: Some(inner),
             close_on_drop: false,
+            clean: false,
             pool,
         }
     }

@@ -32,6 +32,8 @@ where
                 r#yield!(v);
             }
 
+            drop(s);
+            conn.mark_clean();
             Ok(())
         })
     }
@@ -45,7 +47,22 @@ where
     {
         let pool = self.clone();
 
-        Box::pin(async move { pool.acquire().await?.fetch_optional(query).await })
+        // The whole answer is read, not only its first row: an error may follow the row (a
+        // deferred constraint checked at commit), and a connection read to its end goes back
+        // to the pool without a round trip.
+        Box::pin(async move {
+            let mut conn = pool.acquire().await?;
+            let mut s = conn.fetch_many(query);
+            let mut first = None;
+            while let Some(v) = s.try_next().await? {
+                if let Either::Right(row) = v {
+                    first.get_or_insert(row);
+                }
+            }
+            drop(s);
+            conn.mark_clean();
+            Ok(first)
+        })
     }
 
     fn prepare_with<'e>(
