@@ -11,8 +11,9 @@
 //! all or nothing, so if one fails every row of its group is tried again alone and each
 //! request gets its own row's outcome.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sqlx::{AnyPool, AssertSqlSafe};
 use tokio::sync::oneshot;
@@ -73,14 +74,31 @@ fn placeholders(row: usize, width: usize) -> String {
     format!("({})", list.join(", "))
 }
 
-/// Whether `sql` is a plain one-row insert of `width` values that more rows can be added to.
+/// Whether `sql` is a plain one-row insert of `width` values that more rows can be added to
+/// (checked for every job, so without allocating).
 fn extendable(sql: &str, width: usize) -> bool {
-    let upper = sql.to_ascii_uppercase();
-    upper.starts_with("INSERT INTO ")
-        && !upper.contains("SELECT")
-        && !upper.contains("RETURNING")
-        && !upper.contains("ON CONFLICT")
-        && sql.ends_with(&format!(" VALUES {}", placeholders(0, width)))
+    let has = |word: &str| {
+        sql.as_bytes()
+            .windows(word.len())
+            .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+    };
+    let Some(list) = sql
+        .rsplit_once(" VALUES (")
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+    else {
+        return false;
+    };
+    let numbered = list
+        .split(", ")
+        .enumerate()
+        .all(|(i, p)| p.strip_prefix('$').and_then(|n| n.parse().ok()) == Some(i + 1));
+    sql.get(..12)
+        .is_some_and(|s| s.eq_ignore_ascii_case("INSERT INTO "))
+        && !has("SELECT")
+        && !has("RETURNING")
+        && !has("ON CONFLICT")
+        && numbered
+        && list.split(", ").count() == width
 }
 
 /// Records the one insert a job makes instead of running it.
@@ -122,12 +140,15 @@ impl Exec for Capture {
 /// The rows waiting to be written.
 pub(super) struct Inserts {
     waiting: Waiting<Row>,
+    /// The text of each statement written so far, by its one-row text and its rows.
+    texts: Mutex<HashMap<(&'static str, usize), Arc<str>>>,
 }
 
 impl Default for Inserts {
     fn default() -> Self {
         Inserts {
             waiting: Waiting::new(RUNNERS),
+            texts: Mutex::default(),
         }
     }
 }
@@ -183,43 +204,52 @@ impl Inserts {
                 let sql = group[0].sql;
                 let same = group.iter().take_while(|row| row.sql == sql).count();
                 let rows: Vec<Row> = group.drain(..same).collect();
-                write(&pool, rows).await;
+                self.write(&pool, rows).await;
             }
         }
     }
-}
 
-/// Write `rows` (all of one statement) in one statement, or, if that fails, each alone.
-async fn write(pool: &AnyPool, rows: Vec<Row>) {
-    if rows.len() > 1 && execute(pool, &rows).await.is_ok() {
-        for row in rows {
-            let _ = row.answer.send(Ok(()));
+    /// Write `rows` (all of one statement) in one statement, or, if that fails, each alone.
+    async fn write(&self, pool: &AnyPool, rows: Vec<Row>) {
+        if rows.len() > 1 && self.execute(pool, &rows).await.is_ok() {
+            for row in rows {
+                let _ = row.answer.send(Ok(()));
+            }
+            return;
         }
-        return;
+        for row in rows {
+            let alone = self.execute(pool, std::slice::from_ref(&row)).await;
+            let _ = row.answer.send(alone.map_err(|e| e.to_string()));
+        }
     }
-    for row in rows {
-        let alone = execute(pool, std::slice::from_ref(&row)).await;
-        let _ = row.answer.send(alone.map_err(|e| e.to_string()));
-    }
-}
 
-/// One statement writing `rows`.
-async fn execute(pool: &AnyPool, rows: &[Row]) -> Result<(), sqlx::Error> {
-    let width = rows[0].values.len();
-    let mut sql = rows[0].sql.to_owned();
-    for n in 1..rows.len() {
-        sql.push_str(", ");
-        sql.push_str(&placeholders(n, width));
+    /// One statement writing `rows`.
+    async fn execute(&self, pool: &AnyPool, rows: &[Row]) -> Result<(), sqlx::Error> {
+        let params: Vec<Param<'_>> = rows
+            .iter()
+            .flat_map(|row| row.values.iter().map(Value::param))
+            .collect();
+        // Built from the jobs' fixed text and numbered placeholders only.
+        bind(sqlx::query(AssertSqlSafe(self.text(rows))), &params)
+            .execute(pool)
+            .await?;
+        Ok(())
     }
-    let params: Vec<Param<'_>> = rows
-        .iter()
-        .flat_map(|row| row.values.iter().map(Value::param))
-        .collect();
-    // Built from the jobs' fixed text and numbered placeholders only.
-    bind(sqlx::query(AssertSqlSafe(sql)), &params)
-        .execute(pool)
-        .await?;
-    Ok(())
+
+    /// The text of the statement writing `rows`: the first row's, with the others' places.
+    fn text(&self, rows: &[Row]) -> Arc<str> {
+        let (one, width) = (rows[0].sql, rows[0].values.len());
+        let mut texts = self.texts.lock().unwrap_or_else(PoisonError::into_inner);
+        let text = texts.entry((one, rows.len())).or_insert_with(|| {
+            let mut sql = one.to_owned();
+            for n in 1..rows.len() {
+                sql.push_str(", ");
+                sql.push_str(&placeholders(n, width));
+            }
+            sql.into()
+        });
+        Arc::clone(text)
+    }
 }
 
 #[cfg(test)]
@@ -237,6 +267,9 @@ mod tests {
         ));
         assert!(!extendable("INSERT INTO t (a) SELECT $1", 1));
         assert!(!extendable("UPDATE t SET a = $1", 1));
+        assert!(!extendable("INSERT INTO t (a, b) VALUES ($2, $1)", 2));
+        assert!(!extendable("INSERT INTO t (a) VALUES ($1) returning a", 1));
+        assert!(extendable("insert into t (a) VALUES ($1)", 1));
         assert_eq!(placeholders(2, 3), "($7, $8, $9)");
     }
 }
