@@ -221,10 +221,13 @@ impl Writer {
         // Each job's savepoint keeps the pages it changes in a sub-journal. In memory that is a
         // copy; by default SQLite moves it to a temporary file once it outgrows 64 KiB and
         // keeps writing there for as long as the connection lives, which cost the writer an
-        // eighth of its time in system calls.
+        // eighth of its time in system calls. The page cache keeps every page written until it
+        // is full, so it fills whatever its size; a new token lands on a random page of its
+        // key index, and no cache short of the whole index keeps those pages. 8 MiB rather
+        // than 16: 10 MiB less after the token endpoint's load, and no slower.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-             PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -16384; \
+             PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -8192; \
              PRAGMA temp_store = MEMORY;",
         )?;
         // Other connections write now and then (sign-ins, heartbeats): wait for them in short
