@@ -74,6 +74,23 @@ impl<T> Waiting<T> {
     }
 }
 
+/// Statement texts made once and kept, by what they are made from: the texts of gathered
+/// statements depend on how many rows or keys a group has, and making one costs hundreds of
+/// small allocations.
+pub(super) struct Texts<K>(Mutex<HashMap<K, Arc<str>>>);
+
+impl<K: std::hash::Hash + Eq> Texts<K> {
+    pub(super) fn new() -> Self {
+        Texts(Mutex::new(HashMap::new()))
+    }
+
+    /// The text for `key`, made by `make` the first time.
+    pub(super) fn get(&self, key: K, make: impl FnOnce() -> String) -> Arc<str> {
+        let mut texts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(texts.entry(key).or_insert_with(|| make().into()))
+    }
+}
+
 impl Gather {
     /// `select` is the query up to its `WHERE`; `key` the column compared (`t.token_hash`),
     /// which must also be selected as `key_column`.

@@ -11,15 +11,14 @@
 //! all or nothing, so if one fails every row of its group is tried again alone and each
 //! request gets its own row's outcome.
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use sqlx::{AnyPool, AssertSqlSafe};
 use tokio::sync::oneshot;
 
 use super::exec::{Done, Exec, Job, Param, bind, ready};
-use super::gather::Waiting;
+use super::gather::{Texts, Waiting};
 use super::reader::Columns;
 
 /// Groups being written at once (the pool has more connections for everything else).
@@ -141,14 +140,14 @@ impl Exec for Capture {
 pub(super) struct Inserts {
     waiting: Waiting<Row>,
     /// The text of each statement written so far, by its one-row text and its rows.
-    texts: Mutex<HashMap<(&'static str, usize), Arc<str>>>,
+    texts: Texts<(&'static str, usize)>,
 }
 
 impl Default for Inserts {
     fn default() -> Self {
         Inserts {
             waiting: Waiting::new(RUNNERS),
-            texts: Mutex::default(),
+            texts: Texts::new(),
         }
     }
 }
@@ -239,16 +238,14 @@ impl Inserts {
     /// The text of the statement writing `rows`: the first row's, with the others' places.
     fn text(&self, rows: &[Row]) -> Arc<str> {
         let (one, width) = (rows[0].sql, rows[0].values.len());
-        let mut texts = self.texts.lock().unwrap_or_else(PoisonError::into_inner);
-        let text = texts.entry((one, rows.len())).or_insert_with(|| {
+        self.texts.get((one, rows.len()), || {
             let mut sql = one.to_owned();
             for n in 1..rows.len() {
                 sql.push_str(", ");
                 sql.push_str(&placeholders(n, width));
             }
-            sql.into()
-        });
-        Arc::clone(text)
+            sql
+        })
     }
 }
 

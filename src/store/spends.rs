@@ -22,7 +22,7 @@ use sqlx::{AnyPool, AssertSqlSafe, Row as _};
 use tokio::sync::oneshot;
 
 use super::exec::{Param, bind};
-use super::gather::Waiting;
+use super::gather::{Texts, Waiting};
 use super::inserts::Value;
 
 /// Statements in flight at once (the pool has more connections for everything else).
@@ -95,12 +95,15 @@ struct Waiter {
 /// The spends waiting to be made.
 pub(super) struct Spends {
     waiting: Waiting<Waiter>,
+    /// Each statement's text, by kind, spends and new rows a spend.
+    texts: Texts<(&'static str, usize, usize)>,
 }
 
 impl Default for Spends {
     fn default() -> Self {
         Spends {
             waiting: Waiting::new(RUNNERS),
+            texts: Texts::new(),
         }
     }
 }
@@ -130,32 +133,74 @@ impl Spends {
                     .iter()
                     .take_while(|w| w.spend.kind.retire == retire && w.spend.rows.len() == rows)
                     .count();
-                write(&pool, group.drain(..same).collect()).await;
+                self.write(&pool, group.drain(..same).collect()).await;
             }
         }
     }
-}
 
-/// Make `group`'s spends (of one kind and row count) in one statement and answer each.
-async fn write(pool: &AnyPool, group: Vec<Waiter>) {
-    // One spend of a credential a statement: a second request for the same one (a client's
-    // retry, or a replay) is left to the full transaction, which sees the first's outcome.
-    let mut seen = HashSet::new();
-    let (group, again): (Vec<Waiter>, Vec<Waiter>) = group
-        .into_iter()
-        .partition(|w| seen.insert(w.spend.old.clone()));
-    for waiter in again {
-        let _ = waiter.answer.send(false);
-    }
-    let made = match execute(pool, &group).await {
-        Ok(made) => made,
-        Err(e) => {
-            tracing::warn!(error = %e, "spending credentials together failed; each is tried alone");
-            HashSet::new()
+    /// Make `group`'s spends (of one kind and row count) in one statement and answer each.
+    async fn write(&self, pool: &AnyPool, group: Vec<Waiter>) {
+        // One spend of a credential a statement: a second request for the same one (a client's
+        // retry, or a replay) is left to the full transaction, which sees the first's outcome.
+        let mut seen = HashSet::new();
+        let (group, again): (Vec<Waiter>, Vec<Waiter>) = group
+            .into_iter()
+            .partition(|w| seen.insert(w.spend.old.clone()));
+        for waiter in again {
+            let _ = waiter.answer.send(false);
         }
-    };
-    for waiter in group {
-        let _ = waiter.answer.send(made.contains(&waiter.spend.new_hash));
+        let made = match self.execute(pool, &group).await {
+            Ok(made) => made,
+            Err(e) => {
+                tracing::warn!(error = %e, "spending credentials together failed; each is tried alone");
+                HashSet::new()
+            }
+        };
+        for waiter in group {
+            let _ = waiter.answer.send(made.contains(&waiter.spend.new_hash));
+        }
+    }
+
+    /// Make `group`'s spends in one statement: the hashes of the rows it inserted. The
+    /// statement is for 1, 2, 4, … spends, so each connection prepares a handful of statements,
+    /// not one per group size; the places left over repeat the last spend under a hash no
+    /// credential has (the empty text), which retires nothing and so inserts nothing.
+    async fn execute(
+        &self,
+        pool: &AnyPool,
+        group: &[Waiter],
+    ) -> Result<HashSet<String>, sqlx::Error> {
+        let Some(last) = group.last() else {
+            return Ok(HashSet::new());
+        };
+        let (kind, rows) = (last.spend.kind, last.spend.rows.len() / WIDTH);
+        let size = group.len().next_power_of_two();
+        let spends = || {
+            (0..size).map(|i| match group.get(i) {
+                Some(w) => (w.spend.old.as_str(), &w.spend),
+                None => ("", &last.spend),
+            })
+        };
+        let mut params: Vec<Param<'_>> =
+            Vec::with_capacity(size * (1 + kind.width() + rows * (1 + WIDTH)));
+        for (old, spend) in spends() {
+            params.push(Param::Text(old));
+            params.extend(spend.values.iter().map(Value::param));
+        }
+        for (old, spend) in spends() {
+            for row in spend.rows.chunks(WIDTH) {
+                params.push(Param::Text(old));
+                params.extend(row.iter().map(Value::param));
+            }
+        }
+        // Built from fixed text and numbered placeholders only.
+        let sql = self
+            .texts
+            .get((kind.retire, size, rows), || statement(kind, size, rows));
+        let inserted = bind(sqlx::query(AssertSqlSafe(sql)), &params)
+            .fetch_all(pool)
+            .await?;
+        inserted.iter().map(|row| row.try_get(0)).collect()
     }
 }
 
@@ -182,42 +227,6 @@ fn statement(kind: &Kind, count: usize, rows: usize) -> String {
         kind.retire,
         inserted.join(", "),
     )
-}
-
-/// Make `group`'s spends in one statement: the hashes of the rows it inserted. The statement
-/// is for 1, 2, 4, … spends, so each connection prepares a handful of statements, not one per
-/// group size; the places left over repeat the last spend under a hash no credential has (the
-/// empty text), which retires nothing and so inserts nothing.
-async fn execute(pool: &AnyPool, group: &[Waiter]) -> Result<HashSet<String>, sqlx::Error> {
-    let Some(last) = group.last() else {
-        return Ok(HashSet::new());
-    };
-    let (kind, rows) = (last.spend.kind, last.spend.rows.len() / WIDTH);
-    let size = group.len().next_power_of_two();
-    let spends = || {
-        (0..size).map(|i| match group.get(i) {
-            Some(w) => (w.spend.old.as_str(), &w.spend),
-            None => ("", &last.spend),
-        })
-    };
-    let mut params: Vec<Param<'_>> =
-        Vec::with_capacity(size * (1 + kind.width() + rows * (1 + WIDTH)));
-    for (old, spend) in spends() {
-        params.push(Param::Text(old));
-        params.extend(spend.values.iter().map(Value::param));
-    }
-    for (old, spend) in spends() {
-        for row in spend.rows.chunks(WIDTH) {
-            params.push(Param::Text(old));
-            params.extend(row.iter().map(Value::param));
-        }
-    }
-    // Built from fixed text and numbered placeholders only.
-    let sql = statement(kind, size, rows);
-    let inserted = bind(sqlx::query(AssertSqlSafe(sql)), &params)
-        .fetch_all(pool)
-        .await?;
-    inserted.iter().map(|row| row.try_get(0)).collect()
 }
 
 #[cfg(test)]
