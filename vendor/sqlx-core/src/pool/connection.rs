@@ -21,8 +21,8 @@ const CLOSE_ON_DROP_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PoolConnection<DB: Database> {
     live: Option<Live<DB>>,
     close_on_drop: bool,
-    /// The last use read the database's answer to its end (set by the pool's own executor), so
-    /// the connection can go back to the pool without a round trip to test it.
+    /// The last use read the database's answer to its end (set by the pool's own executor and
+    /// by a finished transaction), so the connection can go back without a round trip to test it.
     clean: bool,
     pub(crate) pool: Arc<PoolInner<DB>>,
 }
@@ -212,7 +212,9 @@ impl<DB: Database> Drop for PoolConnection<DB> {
         }
 
         // A connection whose last answer was read to its end, with nothing left to send, goes
-        // back at once: the round trip that tests it on release (below) would find nothing.
+        // back at once: the round trip that tests it on release (below) would find nothing. The
+        // other conditions are those under which `Floating::return_to_pool` would not simply
+        // release it.
         if self.clean
             && self.pool.options.after_release.is_none()
             && !self.pool.is_closed()

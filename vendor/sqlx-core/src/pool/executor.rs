@@ -45,22 +45,17 @@ where
     where
         E: 'q + Execute<'q, Self::Database>,
     {
-        let pool = self.clone();
-
-        // The whole answer is read, not only its first row: an error may follow the row (a
-        // deferred constraint checked at commit), and a connection read to its end goes back
-        // to the pool without a round trip.
+        // The whole answer is read (by `fetch_many` above), not only its first row: an error
+        // may follow the row (a deferred constraint checked at commit), and a connection read
+        // to its end goes back to the pool without a round trip.
+        let mut s = self.fetch_many(query);
         Box::pin(async move {
-            let mut conn = pool.acquire().await?;
-            let mut s = conn.fetch_many(query);
             let mut first = None;
             while let Some(v) = s.try_next().await? {
                 if let Either::Right(row) = v {
                     first.get_or_insert(row);
                 }
             }
-            drop(s);
-            conn.mark_clean();
             Ok(first)
         })
     }
