@@ -81,23 +81,21 @@ fn extendable(sql: &str, width: usize) -> bool {
             .windows(word.len())
             .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
     };
-    let Some(list) = sql
-        .rsplit_once(" VALUES (")
-        .and_then(|(_, rest)| rest.strip_suffix(')'))
-    else {
-        return false;
+    // `$1, $2, …, $width`, in order.
+    let numbered = |list: &str| {
+        list.split(", ")
+            .map(|p| p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()))
+            .eq((1..=width).map(Some))
     };
-    let numbered = list
-        .split(", ")
-        .enumerate()
-        .all(|(i, p)| p.strip_prefix('$').and_then(|n| n.parse().ok()) == Some(i + 1));
     sql.get(..12)
         .is_some_and(|s| s.eq_ignore_ascii_case("INSERT INTO "))
         && !has("SELECT")
         && !has("RETURNING")
         && !has("ON CONFLICT")
-        && numbered
-        && list.split(", ").count() == width
+        && sql
+            .rsplit_once(" VALUES (")
+            .and_then(|(_, rest)| rest.strip_suffix(')'))
+            .is_some_and(numbered)
 }
 
 /// Records the one insert a job makes instead of running it.
