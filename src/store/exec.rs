@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use super::reader::{Columns, Named};
+use super::reader::{Columns, Named, column_names};
 
 /// The most jobs one group commits.
 const MAX_GROUP: usize = 256;
@@ -171,11 +171,12 @@ impl Exec for InPlace<'_> {
         map: impl FnOnce(&dyn Columns) -> Result<T, sqlx::Error> + Send,
     ) -> Result<Option<T>, sqlx::Error> {
         let mut statement = self.0.prepare_cached(sql).map_err(io)?;
+        let names = column_names(&statement);
         let mut rows = statement
             .query(rusqlite::params_from_iter(params))
             .map_err(io)?;
         match rows.next().map_err(io)? {
-            Some(row) => map(&Named::new(row)).map(Some),
+            Some(row) => map(&Named::new(row, &names)).map(Some),
             None => Ok(None),
         }
     }

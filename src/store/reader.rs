@@ -7,6 +7,8 @@
 //! for the writer and always sees every committed transaction, from this process or another,
 //! so nothing is cached and nothing can be stale.
 
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 
@@ -17,7 +19,15 @@ const KEEP: usize = 8;
 
 pub(super) struct Reader {
     path: PathBuf,
-    idle: Mutex<Vec<rusqlite::Connection>>,
+    idle: Mutex<Vec<Conn>>,
+}
+
+/// A reading connection, with the column names of each statement it has run: asking SQLite
+/// for them costs more than reading the row. Statements are `'static` texts, so one is known
+/// by its address and length.
+struct Conn {
+    conn: rusqlite::Connection,
+    names: HashMap<(usize, usize), Box<[Box<str>]>>,
 }
 
 fn io(e: rusqlite::Error) -> sqlx::Error {
@@ -32,20 +42,23 @@ impl Reader {
         }
     }
 
-    fn connect(&self) -> rusqlite::Result<rusqlite::Connection> {
+    fn connect(&self) -> rusqlite::Result<Conn> {
         let conn = rusqlite::Connection::open_with_flags(
             &self.path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.execute_batch("PRAGMA query_only = 1; PRAGMA busy_timeout = 5000;")?;
         conn.set_prepared_statement_cache_capacity(32);
-        Ok(conn)
+        Ok(Conn {
+            conn,
+            names: HashMap::new(),
+        })
     }
 
     /// The first row of `sql` with `params`, mapped by `map`.
     pub(super) fn optional<T>(
         &self,
-        sql: &str,
+        sql: &'static str,
         params: impl rusqlite::Params,
         map: impl FnOnce(&Named<'_, '_>) -> Result<T, sqlx::Error>,
     ) -> Result<Option<T>, sqlx::Error> {
@@ -54,15 +67,19 @@ impl Reader {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        let conn = match idle {
+        let mut conn = match idle {
             Some(conn) => conn,
             None => self.connect().map_err(io)?,
         };
         let found = (|| {
+            let Conn { conn, names } = &mut conn;
             let mut statement = conn.prepare_cached(sql).map_err(io)?;
+            let names = names
+                .entry((sql.as_ptr() as usize, sql.len()))
+                .or_insert_with(|| column_names(&statement));
             let mut rows = statement.query(params).map_err(io)?;
             match rows.next().map_err(io)? {
-                Some(row) => map(&Named::new(row)).map(Some),
+                Some(row) => map(&Named::new(row, names)).map(Some),
                 None => Ok(None),
             }
         })();
@@ -102,27 +119,41 @@ impl Columns for sqlx::any::AnyRow {
     }
 }
 
-/// A row and its column names, read once: rusqlite's own lookup by name asks SQLite for every
+/// A statement's column names, for [`Named`].
+pub(super) fn column_names(statement: &rusqlite::Statement<'_>) -> Box<[Box<str>]> {
+    statement
+        .column_names()
+        .into_iter()
+        .map(Into::into)
+        .collect()
+}
+
+/// A row and its statement's column names: rusqlite's own lookup by name asks SQLite for every
 /// column's name on every read.
 pub(super) struct Named<'r, 's> {
     row: &'r rusqlite::Row<'s>,
-    names: Vec<&'r str>,
+    names: &'r [Box<str>],
+    /// Where the next lookup starts: the column after the last one read. Rows are mostly read
+    /// in their select list's order, so a lookup usually compares one name, not half of them.
+    next: Cell<usize>,
 }
 
 impl<'r, 's> Named<'r, 's> {
-    pub(super) fn new(row: &'r rusqlite::Row<'s>) -> Self {
+    pub(super) fn new(row: &'r rusqlite::Row<'s>, names: &'r [Box<str>]) -> Self {
         Named {
-            names: row.as_ref().column_names(),
+            names,
             row,
+            next: Cell::new(0),
         }
     }
 
     fn get<T: rusqlite::types::FromSql>(&self, column: &str) -> Result<T, sqlx::Error> {
-        let index = self
-            .names
-            .iter()
-            .position(|n| *n == column)
+        let start = self.next.get();
+        let index = (start..self.names.len())
+            .chain(0..start)
+            .find(|&i| *self.names[i] == *column)
             .ok_or_else(|| sqlx::Error::ColumnNotFound(column.to_owned()))?;
+        self.next.set(index + 1);
         self.row.get(index).map_err(io)
     }
 }
@@ -142,5 +173,33 @@ impl Columns for Named<'_, '_> {
     }
     fn opt_blob(&self, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
         self.get(column)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_are_found_by_name_in_any_order() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let mut statement = conn
+            .prepare("SELECT 1 AS a, 'two' AS b, NULL AS c, 4 AS d")
+            .unwrap();
+        let names = column_names(&statement);
+        let mut rows = statement.query([]).unwrap();
+        let row = Named::new(rows.next().unwrap().unwrap(), &names);
+        assert_eq!(row.int("a").unwrap(), 1);
+        assert_eq!(row.text("b").unwrap(), "two");
+        assert_eq!(row.int("d").unwrap(), 4);
+        assert_eq!(row.opt_text("c").unwrap(), None);
+        assert_eq!(row.text("b").unwrap(), "two");
+        assert_eq!(row.int("a").unwrap(), 1);
+        assert_eq!(row.opt_int("d").unwrap(), Some(4));
+        assert!(matches!(
+            row.int("e"),
+            Err(sqlx::Error::ColumnNotFound(name)) if name == "e"
+        ));
+        assert_eq!(row.int("d").unwrap(), 4);
     }
 }
