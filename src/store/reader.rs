@@ -27,7 +27,35 @@ pub(super) struct Reader {
 /// by its address and length.
 struct Conn {
     conn: rusqlite::Connection,
-    names: HashMap<(usize, usize), Box<[Box<str>]>>,
+    names: HashMap<(usize, usize), Names>,
+}
+
+/// A statement's column names, and SQLite's counts that show they are still its own.
+#[derive(Default)]
+struct Names {
+    list: Box<[Box<str>]>,
+    /// How often SQLite had prepared the statement again (after a schema change, say by a
+    /// newer latchkey's migration from another process, when `u.*` may mean other columns).
+    reprepared: i32,
+    /// How often the statement had run: the next use finds one more, unless the statement was
+    /// dropped from the connection's cache and prepared anew, which counts from one again.
+    /// Zero until the names are first read, which no run after a step can match.
+    runs: i32,
+}
+
+impl Names {
+    /// The column names of the statement `row` came from, read again unless they are known.
+    fn of(&mut self, row: &rusqlite::Row<'_>) -> &[Box<str>] {
+        let statement = row.as_ref();
+        let reprepared = statement.get_status(rusqlite::StatementStatus::RePrepare);
+        let runs = statement.get_status(rusqlite::StatementStatus::Run);
+        if self.runs == 0 || self.reprepared != reprepared || self.runs.wrapping_add(1) != runs {
+            self.list = column_names(statement);
+            self.reprepared = reprepared;
+        }
+        self.runs = runs;
+        &self.list
+    }
 }
 
 fn io(e: rusqlite::Error) -> sqlx::Error {
@@ -74,12 +102,12 @@ impl Reader {
         let found = (|| {
             let Conn { conn, names } = &mut conn;
             let mut statement = conn.prepare_cached(sql).map_err(io)?;
-            let names = names
-                .entry((sql.as_ptr() as usize, sql.len()))
-                .or_insert_with(|| column_names(&statement));
             let mut rows = statement.query(params).map_err(io)?;
             match rows.next().map_err(io)? {
-                Some(row) => map(&Named::new(row, names)).map(Some),
+                Some(row) => {
+                    let names = names.entry((sql.as_ptr() as usize, sql.len())).or_default();
+                    map(&Named::new(row, names.of(row))).map(Some)
+                }
                 None => Ok(None),
             }
         })();
@@ -201,5 +229,38 @@ mod tests {
             Err(sqlx::Error::ColumnNotFound(name)) if name == "e"
         ));
         assert_eq!(row.int("d").unwrap(), 4);
+    }
+
+    #[test]
+    fn a_table_rebuilt_by_another_connection_is_read_by_its_new_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let other = rusqlite::Connection::open(&path).unwrap();
+        other
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t (a TEXT, b TEXT); \
+                 INSERT INTO t VALUES ('a1', 'b1');",
+            )
+            .unwrap();
+        let reader = Reader::new(path);
+        let read = || {
+            reader
+                .optional("SELECT * FROM t", rusqlite::params![], |row| {
+                    Ok((row.text("a")?, row.text("b")?))
+                })
+                .unwrap()
+        };
+        let pair = |a: &str, b: &str| Some((a.to_owned(), b.to_owned()));
+        assert_eq!(read(), pair("a1", "b1"));
+        assert_eq!(read(), pair("a1", "b1"));
+        // As a newer release's migration might, from another process: the same columns in
+        // another order, so the statement's `*` now means (b, a).
+        other
+            .execute_batch(
+                "DROP TABLE t; CREATE TABLE t (b TEXT, a TEXT); INSERT INTO t VALUES ('b2', 'a2');",
+            )
+            .unwrap();
+        assert_eq!(read(), pair("a2", "b2"));
+        assert_eq!(read(), pair("a2", "b2"));
     }
 }
