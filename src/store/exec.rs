@@ -499,6 +499,9 @@ mod tests {
             db > 4 << 20,
             "too few writes to tell: {rows} rows, {db} bytes"
         );
-        assert!(log < db / 4, "the log grew to {log} bytes beside {db}");
+        // A log that never started again would hold every row written, as much as the
+        // database. Copies take longer on a busy or slowed machine (a quarter was exceeded
+        // once, 12.8 of 46 MB, in CI), so half is the bound.
+        assert!(log < db / 2, "the log grew to {log} bytes beside {db}");
     }
 }
