@@ -171,12 +171,12 @@ impl Exec for InPlace<'_> {
         map: impl FnOnce(&dyn Columns) -> Result<T, sqlx::Error> + Send,
     ) -> Result<Option<T>, sqlx::Error> {
         let mut statement = self.0.prepare_cached(sql).map_err(io)?;
-        let names = column_names(&statement);
         let mut rows = statement
             .query(rusqlite::params_from_iter(params))
             .map_err(io)?;
         match rows.next().map_err(io)? {
-            Some(row) => map(&Named::new(row, &names)).map(Some),
+            // The names after the step: it may have prepared the statement again.
+            Some(row) => map(&Named::new(row, &column_names(row.as_ref()))).map(Some),
             None => Ok(None),
         }
     }
